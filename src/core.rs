@@ -1,0 +1,267 @@
+//! The shared core: one [`Core`] handle that the server, the CLI verbs and the dashboard call.
+//!
+//! The core owns the store, the JWKS cache, the signing keys, the in-memory configuration
+//! snapshot and the audit log file. Business rules live here once. It never imports axum,
+//! ratatui or crossterm.
+
+pub mod admin;
+pub mod audit;
+pub mod exchange;
+pub mod introspect;
+pub mod jose;
+pub mod jwks;
+pub mod keys;
+pub mod metrics;
+pub mod model;
+pub mod snapshot;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use tokio::sync::watch;
+
+use self::audit::AuditFile;
+use self::jwks::JwksCache;
+use self::keys::{KeyError, SigningKeys};
+use self::metrics::Metrics;
+use self::model::NewAuditEvent;
+use self::snapshot::Snapshot;
+use self::store::sqlite::SqliteStore;
+use self::store::{Store, StoreError};
+use crate::config::Config;
+
+/// How often the core checks the store for changes made by another process or instance.
+const RELOAD_POLL: Duration = Duration::from_secs(1);
+
+/// Errors of core operations, each mapped to one admin API status.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Bad input; the message names the value and the fix (400).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// An id that does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A duplicate (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The provider exists but is disabled (422).
+    #[error("{0}")]
+    ProviderDisabled(String),
+    /// The store cannot be reached (503).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (500).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CoreError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Database(ref db) if is_connection_error(db) => {
+                Self::Unavailable(error.to_string())
+            }
+            StoreError::WriterStopped | StoreError::CommitFailed(_) => {
+                Self::Unavailable(error.to_string())
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<KeyError> for CoreError {
+    fn from(error: KeyError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+    )
+}
+
+/// Result alias for core operations.
+pub type CoreResult<T> = Result<T, CoreError>;
+
+struct Inner {
+    config: Config,
+    store: Arc<dyn Store>,
+    jwks: Arc<JwksCache>,
+    keys: SigningKeys,
+    snapshot: RwLock<Arc<Snapshot>>,
+    metrics: Metrics,
+    audit_file: Option<AuditFile>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// The handle to everything xaa does. Cheap to clone.
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+/// Opens the store named by a database URL.
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::open(url).await?));
+    }
+    Err(StoreError::Database(sqlx::Error::Configuration(
+        format!(
+            "database URL '{}' is not supported by this build; use sqlite://PATH",
+            crate::config::redact_url(url)
+        )
+        .into(),
+    )))
+}
+
+impl Core {
+    /// Opens the store, loads keys, configuration and cached key sets, and starts the
+    /// background tasks (change polling and key set refresh).
+    pub async fn open(config: Config) -> CoreResult<Self> {
+        let store = open_store(&config.database.url).await?;
+        Self::with_store(config, store).await
+    }
+
+    /// Like [`Core::open`] with an already opened store.
+    pub async fn with_store(config: Config, store: Arc<dyn Store>) -> CoreResult<Self> {
+        let keys = SigningKeys::load_or_create(&store).await?;
+        let snapshot = Snapshot::load(&store).await?;
+        let jwks = Arc::new(
+            JwksCache::new(config.jwks.clone(), Arc::clone(&store))
+                .map_err(|error| CoreError::Internal(error.to_string()))?,
+        );
+        let providers: Vec<_> = snapshot.providers.values().cloned().collect();
+        jwks.load_persisted(&providers).await;
+        let audit_file = AuditFile::open(&config.server.log_dir);
+        let (shutdown, _) = watch::channel(false);
+
+        let core = Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                jwks,
+                keys,
+                snapshot: RwLock::new(Arc::new(snapshot)),
+                metrics: Metrics::default(),
+                audit_file,
+                shutdown,
+            }),
+        };
+        core.spawn_background_tasks();
+        Ok(core)
+    }
+
+    fn spawn_background_tasks(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let mut stop = self.inner.shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(RELOAD_POLL);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                let core = Self { inner };
+                core.reload_if_changed().await;
+            }
+        });
+
+        let snapshot_source = {
+            let weak = Arc::downgrade(&self.inner);
+            move || {
+                weak.upgrade()
+                    .map(|inner| inner.snapshot.read().providers.values().cloned().collect())
+                    .unwrap_or_default()
+            }
+        };
+        Arc::clone(&self.inner.jwks)
+            .spawn_refresher(snapshot_source, self.inner.shutdown.subscribe());
+    }
+
+    /// Stops the background tasks and closes the store.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        self.inner.store.close().await;
+    }
+
+    /// The loaded configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store behind this core.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The JWKS cache of the trusted providers.
+    pub fn jwks(&self) -> &Arc<JwksCache> {
+        &self.inner.jwks
+    }
+
+    /// The gateway's access-token signing keys.
+    pub fn signing_keys(&self) -> &SigningKeys {
+        &self.inner.keys
+    }
+
+    /// Counters for `/metrics` and the dashboard.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The current configuration snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.inner.snapshot.read())
+    }
+
+    /// Rebuilds the snapshot from the store now.
+    pub async fn reload(&self) -> CoreResult<()> {
+        let snapshot = Snapshot::load(&self.inner.store).await?;
+        *self.inner.snapshot.write() = Arc::new(snapshot);
+        Ok(())
+    }
+
+    async fn reload_if_changed(&self) {
+        let current = self.snapshot().generations;
+        match self.inner.store.generations().await {
+            Ok(latest) if latest != current => {
+                if let Err(error) = self.reload().await {
+                    tracing::warn!(%error, "reloading configuration from the store failed");
+                } else {
+                    tracing::debug!(?latest, "configuration reloaded after a change elsewhere");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "polling the store for changes failed"),
+        }
+    }
+
+    /// Stores audit events and mirrors them to the audit log file. A failure is logged, not
+    /// returned, because the operation being audited has already happened.
+    pub(crate) async fn append_audit(&self, events: Vec<NewAuditEvent>) {
+        if let Err(error) = self.inner.store.append_audit(events.clone()).await {
+            tracing::error!(%error, "writing audit events to the store failed");
+        }
+        self.write_audit_file(&events);
+    }
+
+    /// Mirrors already stored audit events to `audit.jsonl`.
+    pub(crate) fn write_audit_file(&self, events: &[NewAuditEvent]) {
+        if let Some(file) = &self.inner.audit_file {
+            for event in events {
+                file.write(event);
+            }
+        }
+    }
+}

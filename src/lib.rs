@@ -1,0 +1,12 @@
+//! xaa: the Cross App Access side of an MCP/LLM gateway.
+//!
+//! - [`core`] owns the store, the JWKS cache, the exchange pipeline, revocation, statistics and
+//!   the audit log. It never imports axum, ratatui or crossterm.
+//! - [`server`] exposes the core over HTTP: the per-proxy OAuth endpoints and the admin API.
+//! - [`config`] loads the layered configuration.
+//!
+//! `server` (and the dashboard) call `core`; `core` calls neither.
+
+pub mod config;
+pub mod core;
+pub mod server;
