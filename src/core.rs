@@ -115,9 +115,12 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::open(url).await?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(store::postgres::PostgresStore::open(url).await?));
+    }
     Err(StoreError::Database(sqlx::Error::Configuration(
         format!(
-            "database URL '{}' is not supported by this build; use sqlite://PATH",
+            "database URL '{}' is not supported; use sqlite://PATH or postgres://USER@HOST/DB",
             crate::config::redact_url(url)
         )
         .into(),
@@ -232,19 +235,34 @@ impl Core {
         Ok(())
     }
 
-    async fn reload_if_changed(&self) {
+    /// Reloads the snapshot when the store's generations moved; returns whether it did.
+    pub(crate) async fn reload_if_changed(&self) -> bool {
         let current = self.snapshot().generations;
         match self.inner.store.generations().await {
-            Ok(latest) if latest != current => {
-                if let Err(error) = self.reload().await {
-                    tracing::warn!(%error, "reloading configuration from the store failed");
-                } else {
+            Ok(latest) if latest != current => match self.reload().await {
+                Ok(()) => {
                     tracing::debug!(?latest, "configuration reloaded after a change elsewhere");
+                    true
                 }
+                Err(error) => {
+                    tracing::warn!(%error, "reloading configuration from the store failed");
+                    false
+                }
+            },
+            Ok(_) => false,
+            Err(error) => {
+                tracing::warn!(%error, "polling the store for changes failed");
+                false
             }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "polling the store for changes failed"),
         }
+    }
+
+    /// Whether a proxy exists, reloading the snapshot first when it is not in the current one.
+    pub async fn proxy_exists(&self, proxy_id: i64) -> bool {
+        if self.snapshot().proxies.contains_key(&proxy_id) {
+            return true;
+        }
+        self.reload_if_changed().await && self.snapshot().proxies.contains_key(&proxy_id)
     }
 
     /// Stores audit events and mirrors them to the audit log file. A failure is logged, not

@@ -7,6 +7,8 @@
 //!
 //! `server` (and the dashboard) call `core`; `core` calls neither.
 
+pub mod cli;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod server;

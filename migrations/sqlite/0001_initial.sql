@@ -119,6 +119,15 @@ CREATE TABLE token_expiry_buckets (
 );
 CREATE INDEX token_expiry_buckets_minute ON token_expiry_buckets (minute);
 
+-- Exchanges and rejections per proxy and minute, for the dashboard's activity chart.
+CREATE TABLE exchange_activity (
+    proxy_id  INTEGER NOT NULL,
+    minute    INTEGER NOT NULL,
+    succeeded INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (proxy_id, minute)
+);
+
 CREATE TABLE jwks_cache (
     idp_provider_id INTEGER PRIMARY KEY REFERENCES providers (id) ON DELETE CASCADE,
     jwks_json       TEXT,

@@ -414,6 +414,8 @@ impl Core {
                 )),
                 other => other,
             })?;
+        let mut audit = audit;
+        audit.fields.insert("mapping_id".into(), mapping.id.into());
         self.write_audit_file(&[audit]);
         self.reload().await?;
         tracing::info!(proxy_id, mapping_id = mapping.id, "client mapping created");
@@ -565,6 +567,44 @@ impl Core {
             self.store().get_proxy(id).await?;
         }
         Ok(self.store().stats(proxy_id, Utc::now()).await?)
+    }
+
+    /// Exchanges and rejections per minute over the last `minutes` minutes, one point per
+    /// minute (zero where there was no traffic), oldest first.
+    pub async fn activity(
+        &self,
+        proxy_id: Option<i64>,
+        minutes: i64,
+    ) -> CoreResult<Vec<crate::core::model::ActivityPoint>> {
+        let now = Utc::now();
+        let first = now - chrono::Duration::minutes(minutes.clamp(1, 24 * 60) - 1);
+        let first_minute = first.timestamp().div_euclid(60);
+        let stored = self.store().activity(proxy_id, first).await?;
+        let points = (0..minutes.clamp(1, 24 * 60))
+            .map(|offset| {
+                let minute = first_minute + offset;
+                stored
+                    .iter()
+                    .find(|point| point.minute.timestamp().div_euclid(60) == minute)
+                    .copied()
+                    .unwrap_or(crate::core::model::ActivityPoint {
+                        minute: chrono::DateTime::from_timestamp(minute * 60, 0).unwrap_or(now),
+                        succeeded: 0,
+                        failed: 0,
+                    })
+            })
+            .collect();
+        Ok(points)
+    }
+
+    /// Rejection counts by reason code over the last `minutes` minutes, most frequent first.
+    pub async fn failure_reasons(
+        &self,
+        proxy_id: Option<i64>,
+        minutes: i64,
+    ) -> CoreResult<Vec<(String, i64)>> {
+        let since = Utc::now() - chrono::Duration::minutes(minutes.max(1));
+        Ok(self.store().failure_reasons(proxy_id, since).await?)
     }
 
     /// ID-JAG records matching the filter, newest first.

@@ -189,7 +189,15 @@ impl Core {
     pub async fn exchange(&self, request: ExchangeRequest) -> Result<TokenResponse, ExchangeError> {
         let snapshot = self.snapshot();
         let mut context = FailureContext::default();
-        let result = self.exchange_inner(&snapshot, &request, &mut context).await;
+        let mut result = self.exchange_inner(&snapshot, &request, &mut context).await;
+        if result.as_ref().is_err_and(|error| MISS_REASONS.contains(&error.reason))
+            && self.reload_if_changed().await
+        {
+            // Another process changed the configuration since this snapshot was built (the
+            // poll runs once a second): decide again on the fresh view.
+            context = FailureContext::default();
+            result = self.exchange_inner(&self.snapshot(), &request, &mut context).await;
+        }
         match &result {
             Ok(_) => self.metrics().record_exchange_success(),
             Err(error) => {
@@ -453,6 +461,16 @@ impl Core {
         self.append_audit(vec![event]).await;
     }
 }
+
+/// Rejections that a configuration change made elsewhere could turn into a success.
+const MISS_REASONS: [&str; 6] = [
+    "unknown_proxy",
+    "client_auth_failed",
+    "issuer_untrusted",
+    "no_mapping",
+    "client_id_mismatch",
+    "provider_disabled",
+];
 
 fn grant(reason: &'static str, detail: impl Into<String>) -> ExchangeError {
     ExchangeError::new(OAuthErrorCode::InvalidGrant, reason, detail)

@@ -32,7 +32,8 @@ const MAX_RSA_MODULUS_BITS: usize = 8192;
 /// aws-lc rejects public exponents wider than 33 bits.
 const MAX_RSA_EXPONENT_BITS: usize = 33;
 
-/// Longest excerpt of a token- or document-supplied value that goes into an error message.
+/// Maximum length, in characters, of a token- or document-supplied value quoted in an error
+/// message.
 const MAX_EXCERPT_CHARS: usize = 64;
 
 /// Header members that point at or carry a key. Keys come only from the issuer's configured
@@ -185,10 +186,9 @@ impl<'de> Visitor<'de> for StrictValueVisitor {
         let mut members = Map::new();
         while let Some(name) = access.next_key::<String>()? {
             if members.contains_key(&name) {
-                let shown = excerpt(&name);
-                return Err(de::Error::custom(format!(
-                    "{DUPLICATE_MEMBER_PREFIX}{shown}"
-                )));
+                let name_excerpt = excerpt(&name);
+                let message = format!("{DUPLICATE_MEMBER_PREFIX}{name_excerpt}");
+                return Err(de::Error::custom(message));
             }
             let StrictValue(value) = access.next_value()?;
             members.insert(name, value);
@@ -221,7 +221,7 @@ fn parse_strict_json(text: &str) -> Result<Value, StrictJsonError> {
 }
 
 /// Shortens a value from a token or document before it goes into an error message.
-fn excerpt(value: &str) -> String {
+pub(crate) fn excerpt(value: &str) -> String {
     if value.chars().count() <= MAX_EXCERPT_CHARS {
         return value.to_owned();
     }
@@ -241,23 +241,23 @@ pub struct JoseHeader {
 }
 
 impl JoseHeader {
-    /// The `alg` member when it is a string.
+    /// Returns the `alg` member when it is a string.
     pub fn alg(&self) -> Option<&str> {
         self.raw.get("alg").and_then(Value::as_str)
     }
 
-    /// The `typ` member when it is a string.
+    /// Returns the `typ` member when it is a string.
     pub fn typ(&self) -> Option<&str> {
         self.raw.get("typ").and_then(Value::as_str)
     }
 
-    /// The `kid` member when it is a string. [`check_header`] rejects a `kid` of another type,
+    /// Returns the `kid` member when it is a string. [`check_header`] rejects a `kid` of another type,
     /// so after that check `None` means the header has no `kid`.
     pub fn kid(&self) -> Option<&str> {
         self.raw.get("kid").and_then(Value::as_str)
     }
 
-    /// Every header member as sent.
+    /// Returns every header member as sent.
     pub fn raw(&self) -> &Map<String, Value> {
         &self.raw
     }
@@ -277,7 +277,7 @@ impl ParsedJws {
         &self.header
     }
 
-    /// The payload's members, unverified until [`verify`] succeeds.
+    /// Returns the payload's members, unverified until [`verify`] succeeds.
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
     }
@@ -287,12 +287,12 @@ impl ParsedJws {
         self.claims
     }
 
-    /// The signed bytes: `base64url(header) "." base64url(payload)` as sent.
+    /// Returns the signed bytes: `base64url(header) "." base64url(payload)` as sent.
     pub fn signing_input(&self) -> &str {
         &self.signing_input
     }
 
-    /// The third segment as sent (base64url, already checked to decode).
+    /// Returns the third segment as sent (base64url, already checked to decode).
     pub fn signature_b64(&self) -> &str {
         &self.signature_b64
     }
@@ -400,7 +400,7 @@ pub fn asymmetric_algorithm(name: &str) -> Option<Algorithm> {
         .map(|(_, algorithm)| *algorithm)
 }
 
-/// The JWS `alg` name of an algorithm, e.g. `"RS256"`.
+/// Returns the JWS `alg` name of an algorithm, e.g. `"RS256"`.
 pub fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::HS256 => "HS256",
@@ -435,7 +435,7 @@ pub fn check_header<S: AsRef<str>>(
     Ok(algorithm)
 }
 
-/// Whether a `typ` value denotes `application/oauth-id-jag+jwt`. A `typ` without `/` implies
+/// Returns true when a `typ` value denotes `application/oauth-id-jag+jwt`. A `typ` without `/` implies
 /// the `application/` prefix (RFC 7515 §4.1.9), and media type names are case-insensitive.
 pub fn is_id_jag_typ(typ: &str) -> bool {
     let lower = typ.to_ascii_lowercase();
@@ -519,7 +519,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    /// The JWK spelling.
+    /// Returns the JWK spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rsa => "RSA",
@@ -538,7 +538,7 @@ pub enum Curve {
 }
 
 impl Curve {
-    /// The JWK spelling.
+    /// Returns the JWK spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::P256 => "P-256",
@@ -574,7 +574,7 @@ impl Key {
         self.crv
     }
 
-    /// The JWK `alg` member, when the set pins one.
+    /// Returns the JWK `alg` member, when the set pins one.
     pub fn alg(&self) -> Option<Algorithm> {
         self.alg
     }
@@ -583,12 +583,13 @@ impl Key {
         &self.material
     }
 
-    /// Canonical text of `kid`, `alg` and the public key; equal fingerprints mean equal keys.
+    /// Returns the canonical text of `kid`, `alg` and the public key. Equal fingerprints mean
+    /// equal keys.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
 
-    /// Whether this key may verify a signature made with `alg`: the key type and curve must fit
+    /// Returns true when this key may verify a signature made with `alg`: the key type and curve must fit
     /// the algorithm, and the JWK `alg`, when present, must equal it.
     pub fn supports(&self, alg: Algorithm) -> bool {
         self.alg.is_none_or(|pinned| pinned == alg) && self.type_fits(alg)
@@ -610,7 +611,7 @@ impl Key {
     }
 }
 
-/// A JWK that [`parse_jwks`] left out of the set, and why.
+/// A JWK that [`parse_jwks`] left out of the set, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedKey {
     /// Position in the document's `keys` array.
@@ -652,7 +653,8 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// Sorted fingerprints of the usable keys; two sets with equal lists hold the same keys.
+    /// Returns the sorted fingerprints of the usable keys. Two sets with equal lists contain the
+    /// same keys.
     pub fn fingerprints(&self) -> Vec<&str> {
         let mut fingerprints: Vec<&str> = self.keys.iter().map(|key| key.fingerprint()).collect();
         fingerprints.sort_unstable();
@@ -664,10 +666,11 @@ impl KeySet {
 ///
 /// The document must be a UTF-8 JSON object, without duplicate member names, with a `keys`
 /// array of at most `max_keys` entries. Entries that cannot serve as ID-JAG verification keys
-/// are skipped and listed in [`KeySet::skipped`]: unknown `kty`, `oct`, missing or malformed
-/// members, `use` other than `sig`, `key_ops` without `verify`, private key members, RSA
-/// moduli under 2048 bits or bad exponents, EC or OKP keys with a wrong curve, coordinate
-/// length or a point off the curve, and a JWK `alg` that does not fit the key.
+/// are skipped and listed in [`KeySet::skipped`]. These are keys with an unknown `kty`, `oct`
+/// keys, and keys with missing or malformed members, `use` other than `sig`, `key_ops`
+/// without `verify` or private key members. RSA keys need a modulus of 2048 to 8192 bits and
+/// a valid exponent. EC and OKP keys need a supported curve, the right coordinate length and a
+/// point on the curve. A JWK `alg` must fit the key.
 pub fn parse_jwks(bytes: &[u8], max_keys: usize) -> Result<KeySet, JoseError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| JoseError::JwksInvalid("document is not UTF-8".to_owned()))?;
@@ -706,6 +709,21 @@ pub fn parse_jwks(bytes: &[u8], max_keys: usize) -> Result<KeySet, JoseError> {
         }
     }
     Ok(set)
+}
+
+/// Returns the JWK set document without the keys that carry private or symmetric key members,
+/// or `None` when it has none (or is not a JWK set). [`parse_jwks`] skips such keys, and this
+/// keeps their secrets out of storage and logs.
+pub fn redact_private_keys(document: &str) -> Option<String> {
+    let mut parsed: Value = serde_json::from_str(document).ok()?;
+    let entries = parsed.get_mut("keys")?.as_array_mut()?;
+    let before = entries.len();
+    entries.retain(|entry| {
+        !PRIVATE_KEY_MEMBERS
+            .iter()
+            .any(|name| entry.get(*name).is_some())
+    });
+    (entries.len() != before).then(|| parsed.to_string())
 }
 
 /// The reason a JWK is skipped.
@@ -825,7 +843,8 @@ fn decode_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, SkipRe
         .map_err(|error| format!("{name} is not base64url: {error}"))
 }
 
-/// Strips leading zero octets, which some issuers emit in RSA parameters.
+/// Strips leading zero octets. RFC 7518 §2 asks for the minimal encoding, but the value is the
+/// same with them, so they are tolerated.
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let first = bytes
         .iter()
@@ -955,7 +974,7 @@ fn okp_material(jwk: &Map<String, Value>) -> Result<KeyMaterial, SkipReason> {
 // Key selection and verification.
 // ---------------------------------------------------------------------------------------------
 
-/// Why no single key was selected.
+/// Error of [`select_key`] when no single key fits the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeySelectError {
     #[error("no key in the issuer's JWKS has kid {0:?}")]
@@ -986,7 +1005,8 @@ impl KeySelectError {
         }
     }
 
-    /// Whether a fresher key set could resolve the miss (the issuer may have rotated keys).
+    /// Returns true when a fresher key set could resolve the miss, because the issuer may have
+    /// rotated its keys.
     pub fn may_resolve_after_refresh(&self) -> bool {
         matches!(self, Self::UnknownKid(_) | Self::NoMatchingKey(_))
     }
@@ -1012,39 +1032,43 @@ fn select_by_kid<'a>(
     kid: &str,
     alg: Algorithm,
 ) -> Result<&'a Arc<Key>, KeySelectError> {
-    let named: Vec<&Arc<Key>> = set
+    let mut named = set
         .keys
         .iter()
         .filter(|key| key.kid() == Some(kid))
-        .collect();
-    if named.is_empty() {
+        .peekable();
+    if named.peek().is_none() {
         return Err(KeySelectError::UnknownKid(excerpt(kid)));
     }
-    let supporting: Vec<&Arc<Key>> = named.into_iter().filter(|key| key.supports(alg)).collect();
-    match supporting[..] {
-        [key] => Ok(key),
-        [] => Err(KeySelectError::KidAlgMismatch {
+    match first_and_count(named.filter(|key| key.supports(alg))) {
+        (Some(key), 1) => Ok(key),
+        (None, _) => Err(KeySelectError::KidAlgMismatch {
             kid: excerpt(kid),
             alg,
         }),
-        _ => Err(KeySelectError::AmbiguousKid {
+        (Some(_), count) => Err(KeySelectError::AmbiguousKid {
             kid: excerpt(kid),
             alg,
-            count: supporting.len(),
+            count,
         }),
     }
 }
 
 fn select_only_supporting(set: &KeySet, alg: Algorithm) -> Result<&Arc<Key>, KeySelectError> {
-    let supporting: Vec<&Arc<Key>> = set.keys.iter().filter(|key| key.supports(alg)).collect();
-    match supporting[..] {
-        [key] => Ok(key),
-        [] => Err(KeySelectError::NoMatchingKey(alg)),
-        _ => Err(KeySelectError::KidRequired {
-            alg,
-            count: supporting.len(),
-        }),
+    match first_and_count(set.keys.iter().filter(|key| key.supports(alg))) {
+        (Some(key), 1) => Ok(key),
+        (None, _) => Err(KeySelectError::NoMatchingKey(alg)),
+        (Some(_), count) => Err(KeySelectError::KidRequired { alg, count }),
     }
+}
+
+/// Returns the first candidate and the number of candidates, without allocating.
+fn first_and_count<'a>(
+    mut candidates: impl Iterator<Item = &'a Arc<Key>>,
+) -> (Option<&'a Arc<Key>>, usize) {
+    let first = candidates.next();
+    let count = usize::from(first.is_some()) + candidates.count();
+    (first, count)
 }
 
 /// Verifies the token's signature with `key` and the pinned `alg`.
@@ -1260,7 +1284,7 @@ mod tests {
             format!("{header}.{payload}\n.c2ln"),
             format!("{header}.{payload}.c2l+"),
             format!("{header}.{payload}.c2l/"),
-            // "QR" carries non-zero trailing bits; only "QQ" is the canonical encoding of "A".
+            // "QR" carries non-zero trailing bits. Only "QQ" is the canonical encoding of "A".
             format!("{header}.{payload}.QR"),
             // A single trailing character can never be valid base64.
             format!("{header}.{payload}.c2lnQ"),
@@ -1595,6 +1619,19 @@ mod tests {
         }
         let oct = json!({"kty": "oct", "kid": "hmac"});
         assert!(skip_reason(&oct).contains("oct"));
+    }
+
+    #[test]
+    fn redact_removes_private_keys() {
+        let mut private = rsa_jwk("private");
+        private["d"] = json!("c2VjcmV0");
+        let document = json!({"keys": [rsa_jwk("public"), private]}).to_string();
+        let redacted = redact_private_keys(&document).unwrap();
+        assert!(!redacted.contains("c2VjcmV0"));
+        assert_eq!(parse_jwks(redacted.as_bytes(), 32).unwrap().len(), 1);
+
+        let clean = json!({"keys": [rsa_jwk("public")]}).to_string();
+        assert_eq!(redact_private_keys(&clean), None);
     }
 
     #[test]

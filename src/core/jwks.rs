@@ -1,9 +1,9 @@
 //! The per-provider cache of the JWK sets of trusted identity providers.
 //!
-//! [`JwksCache`] owns every network fetch of key material: it locates a provider's key set
-//! (configured `jwks_uri`, or discovery from the issuer), fetches it over HTTPS with a timeout,
-//! a size cap and same-origin redirects only, and keeps it in memory for a TTL taken from
-//! `Cache-Control: max-age`. The hot path ([`JwksCache::key_for`]) answers from memory while
+//! [`JwksCache`] owns every network fetch of key material. It locates a provider's key set
+//! through the configured `jwks_uri` or discovery from the issuer. It fetches the set over
+//! HTTPS with a timeout, a size cap and same-origin redirects only, and keeps it in memory for
+//! a TTL taken from `Cache-Control: max-age`. The hot path ([`JwksCache::key_for`]) answers from memory while
 //! the set is fresh. An unknown `kid` triggers one shared refresh, limited by a per-provider
 //! cooldown and a global refresh budget, so a flood of random `kid`s cannot turn xaa into a
 //! load generator against the identity provider. When a provider's key set endpoint fails, the
@@ -31,7 +31,9 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 use url::{Host, Url};
 
-use crate::core::jose::{JoseError, Key, KeySelectError, KeySet, parse_jwks, select_key};
+use crate::core::jose::{
+    JoseError, Key, KeySelectError, KeySet, excerpt, parse_jwks, redact_private_keys, select_key,
+};
 use crate::core::model::{AuditEventType, JwksCacheEntry, NewAuditEvent, Provider};
 use crate::core::store::Store;
 
@@ -41,7 +43,7 @@ const MAX_REDIRECTS: usize = 3;
 /// `Accept` header of key set and metadata requests.
 const ACCEPT_JSON: &str = "application/jwk-set+json, application/json;q=0.9";
 
-/// Longest interval between two passes of the background refresher.
+/// Maximum interval between two passes of the background refresher.
 const MAX_REFRESHER_TICK: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
@@ -54,9 +56,9 @@ const MAX_REFRESHER_TICK: Duration = Duration::from_secs(30);
 pub struct JwksSettings {
     /// Key set lifetime in seconds when the response has no `Cache-Control: max-age`.
     pub default_ttl_secs: u64,
-    /// Minimum key set lifetime in seconds; a smaller `max-age` is raised to it.
+    /// Minimum key set lifetime in seconds. A smaller `max-age` is raised to it.
     pub min_ttl_secs: u64,
-    /// Maximum key set lifetime in seconds; a larger `max-age` is lowered to it.
+    /// Maximum key set lifetime in seconds. A larger `max-age` is lowered to it.
     pub max_ttl_secs: u64,
     /// Minimum time in seconds between two fetches for one provider. Inside it an unknown
     /// `kid` fails at once, without a network request.
@@ -65,7 +67,7 @@ pub struct JwksSettings {
     pub fetch_timeout_secs: u64,
     /// Maximum size in bytes of a key set or discovery document.
     pub max_bytes: usize,
-    /// Maximum number of keys in a key set; a larger set is rejected as a whole.
+    /// Maximum number of keys in a key set. A larger set is rejected as a whole.
     pub max_keys: usize,
     /// How long in seconds after a successful fetch the set stays usable while refreshes
     /// fail.
@@ -159,27 +161,21 @@ impl JwksSettings {
 // Errors.
 // ---------------------------------------------------------------------------------------------
 
-/// Why one fetch of a key set failed.
+/// Error of one key set or metadata fetch.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("URL {url:?} is not allowed: {reason}")]
     UrlRejected { url: String, reason: &'static str },
-    #[error("request to {url} failed")]
-    Request {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// The request failed before a response arrived, or a redirect was refused. `detail` is
+    /// the reqwest error with its causes.
+    #[error("request to {url} failed: {detail}")]
+    Request { url: String, detail: String },
     #[error("{url} returned HTTP {status}, but only 200 is accepted")]
     Status { url: String, status: u16 },
     #[error("{url} returned more than the maximum of {max} bytes")]
     TooLarge { url: String, max: usize },
-    #[error("{url} returned an invalid key set")]
-    Jwks {
-        url: String,
-        #[source]
-        source: JoseError,
-    },
+    #[error("{url} returned an invalid key set: {error}")]
+    Jwks { url: String, error: JoseError },
     #[error("discovery for issuer {issuer} failed: {detail}")]
     Discovery { issuer: String, detail: String },
 }
@@ -192,7 +188,7 @@ impl FetchError {
             Self::Request { .. } => "jwks_fetch_failed",
             Self::Status { .. } => "jwks_http_status",
             Self::TooLarge { .. } => "jwks_too_large",
-            Self::Jwks { source, .. } => source.reason_code(),
+            Self::Jwks { error, .. } => error.reason_code(),
             Self::Discovery { .. } => "jwks_discovery_failed",
         }
     }
@@ -214,12 +210,8 @@ pub enum JwksError {
     )]
     RefreshLimited { provider_id: i64, limit: u32 },
     /// A fetch requested by an operator failed.
-    #[error("JWKS refresh of provider {provider_id} failed: {source}")]
-    Fetch {
-        provider_id: i64,
-        #[source]
-        source: FetchError,
-    },
+    #[error("JWKS refresh of provider {provider_id} failed: {error}")]
+    Fetch { provider_id: i64, error: FetchError },
     #[error(transparent)]
     Settings(#[from] JwksSettingsError),
     #[error("building the JWKS HTTP client failed")]
@@ -233,12 +225,12 @@ impl JwksError {
             Self::Key(error) => error.reason_code(),
             Self::Unavailable { .. } => "jwks_unavailable",
             Self::RefreshLimited { .. } => "jwks_refresh_limited",
-            Self::Fetch { source, .. } => source.reason_code(),
+            Self::Fetch { error, .. } => error.reason_code(),
             Self::Settings(_) | Self::Client(_) => "jwks_setup_failed",
         }
     }
 
-    /// Whether the error means the keys could not be checked (HTTP 503
+    /// Returns true when the error means that the keys could not be checked (HTTP 503
     /// `temporarily_unavailable`) rather than that the token names no valid key (HTTP 400
     /// `invalid_grant`).
     pub fn is_unavailable(&self) -> bool {
@@ -262,8 +254,8 @@ fn error_chain(error: &dyn StdError) -> String {
 // Cache state.
 // ---------------------------------------------------------------------------------------------
 
-/// The provider configuration a set was fetched for. A set never serves a provider whose
-/// issuer or `jwks_uri` has changed since.
+/// The provider configuration a slot serves. When a provider's issuer or `jwks_uri` changes,
+/// its slot is replaced, so a set never serves a configuration it was not fetched for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct SetSource {
     issuer: String,
@@ -289,8 +281,7 @@ struct CachedSet {
     keys: KeySet,
     /// The document as fetched, for persistence.
     document: String,
-    source: SetSource,
-    /// The URL the set was fetched from; `None` for a set restored from the store.
+    /// The URL the set was fetched from, or `None` for a set restored from the store.
     fetched_from: Option<String>,
     fetched_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -308,18 +299,19 @@ impl CachedSet {
 #[derive(Debug, Default)]
 struct SlotState {
     cached: Option<Arc<CachedSet>>,
-    /// Key set URL from the issuer's metadata, with the issuer it was discovered for.
-    discovered: Option<(String, Url)>,
+    /// Key set URL from the issuer's metadata.
+    discovered: Option<Url>,
     last_error: Option<String>,
     last_error_at: Option<DateTime<Utc>>,
-    /// Start of the latest fetch, successful or not; the cooldown counts from here.
+    /// Start of the latest fetch, successful or not. The cooldown counts from here.
     last_attempt: Option<Instant>,
     last_attempt_failed: bool,
 }
 
 /// One provider's entry in the cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ProviderSlot {
+    source: SetSource,
     state: RwLock<SlotState>,
     /// Held for the whole of a fetch, so concurrent misses wait for one shared fetch.
     fetch_lock: tokio::sync::Mutex<()>,
@@ -333,7 +325,18 @@ struct ProviderSlot {
 }
 
 impl ProviderSlot {
-    /// The error for a key that is not cached when no fetch may run. After a failed fetch, or
+    fn new(provider: &Provider) -> Self {
+        Self {
+            source: SetSource::of(provider),
+            state: RwLock::default(),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            fetching: AtomicBool::new(false),
+            completed_fetches: AtomicU64::new(0),
+            http_requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Builds the error for a key that is not cached when no fetch may run. After a failed fetch, or
     /// without any usable set, the key cannot be checked (unavailable). Otherwise the
     /// provider's current set does not contain it (invalid).
     fn miss_error(&self, provider_id: i64, miss: Option<KeySelectError>) -> JwksError {
@@ -423,7 +426,7 @@ enum Lookup {
     Miss(Option<KeySelectError>),
 }
 
-/// The key a caller of [`JwksCache::key_for`] asks for.
+/// The key requested from [`JwksCache::key_for`].
 struct KeyRequest<'a> {
     provider: &'a Provider,
     kid: Option<&'a str>,
@@ -451,7 +454,7 @@ struct FetchedSet {
 pub struct JwksHealth {
     pub provider_id: i64,
     pub key_count: usize,
-    /// URL of the latest successful fetch; `None` before one or for a restored set.
+    /// URL of the latest successful fetch, or `None` before one and for a restored set.
     pub jwks_uri: Option<String>,
     pub fetched_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -505,7 +508,7 @@ impl JwksCache {
 
     /// Returns the key that verifies a token of `provider` with this `kid` and `alg`.
     ///
-    /// A fresh cached set answers without network I/O. A `kid` the set lacks (or, without a
+    /// A fresh cached set returns the key without network I/O. A `kid` the set lacks (or, without a
     /// `kid`, an algorithm no key supports) triggers one refresh shared by all concurrent
     /// callers, unless the provider is inside its cooldown or the global budget is spent. An
     /// expired set is refreshed once per cooldown and keeps serving while refreshes fail,
@@ -516,7 +519,7 @@ impl JwksCache {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<Key>, JwksError> {
-        let slot = self.slot(provider.id);
+        let slot = self.slot_for(provider);
         let request = KeyRequest { provider, kid, alg };
         // Read before the lookup, so a fetch that completes after it is noticed.
         let seen_fetches = slot.completed_fetches.load(Ordering::Acquire);
@@ -534,23 +537,24 @@ impl JwksCache {
     /// Fetches the provider's key set now, ignoring the cooldown and the refresh budget, and
     /// returns the number of usable keys. Concurrent fetches for the provider are still shared.
     pub async fn refresh_now(&self, provider: &Provider) -> Result<usize, JwksError> {
-        let slot = self.slot(provider.id);
+        let slot = self.slot_for(provider);
         let _flight = slot.fetch_lock.lock().await;
         let set = self
             .fetch_and_store(provider, &slot)
             .await
-            .map_err(|source| JwksError::Fetch {
+            .map_err(|error| JwksError::Fetch {
                 provider_id: provider.id,
-                source,
+                error,
             })?;
         Ok(set.keys.len())
     }
 
-    /// Drops everything cached for a provider, e.g. after it was deleted or its `jwks_uri`
-    /// changed.
+    /// Drops everything cached for a provider, e.g. after it was deleted. A changed issuer or
+    /// `jwks_uri` also resets the provider's entry at its next lookup, without this call.
     ///
     /// NOTE: the stored copy stays until the next fetch overwrites it (or the provider's
-    /// deletion removes it), so [`Self::load_persisted`] after a restart can restore it.
+    /// deletion removes it), so [`Self::load_persisted`] after a restart restores the old set
+    /// under the new configuration until it expires.
     pub fn forget(&self, provider_id: i64) {
         self.slots.write().remove(&provider_id);
     }
@@ -634,22 +638,37 @@ impl JwksCache {
 
     // Lookup and refresh decisions.
 
-    fn slot(&self, provider_id: i64) -> Arc<ProviderSlot> {
-        if let Some(slot) = self.slots.read().get(&provider_id) {
-            return Arc::clone(slot);
+    /// Returns the provider's slot. A slot made for another issuer or `jwks_uri` is replaced, which
+    /// drops its set, cooldown and discovered URL.
+    fn slot_for(&self, provider: &Provider) -> Arc<ProviderSlot> {
+        if let Some(slot) = self.slots.read().get(&provider.id) {
+            if slot.source.matches(provider) {
+                return Arc::clone(slot);
+            }
         }
-        Arc::clone(self.slots.write().entry(provider_id).or_default())
+        let mut slots = self.slots.write();
+        let slot = slots
+            .entry(provider.id)
+            .or_insert_with(|| Arc::new(ProviderSlot::new(provider)));
+        if !slot.source.matches(provider) {
+            info!(
+                provider_id = provider.id,
+                "provider key set location changed; cache reset"
+            );
+            *slot = Arc::new(ProviderSlot::new(provider));
+        }
+        Arc::clone(slot)
     }
 
-    fn usable_set(&self, slot: &ProviderSlot, provider: &Provider) -> Option<Arc<CachedSet>> {
+    /// Returns the cached set unless it is older than its stale-if-error window.
+    fn usable_set(&self, slot: &ProviderSlot) -> Option<Arc<CachedSet>> {
         let state = slot.state.read();
         let set = state.cached.as_ref()?;
-        let usable = set.source.matches(provider) && Utc::now() < set.usable_until(&self.settings);
-        usable.then(|| Arc::clone(set))
+        (Utc::now() < set.usable_until(&self.settings)).then(|| Arc::clone(set))
     }
 
     fn lookup(&self, slot: &ProviderSlot, request: &KeyRequest<'_>) -> Lookup {
-        let Some(set) = self.usable_set(slot, request.provider) else {
+        let Some(set) = self.usable_set(slot) else {
             return Lookup::Miss(None);
         };
         match select_key(&set.keys, request.kid, request.alg) {
@@ -757,24 +776,25 @@ impl JwksCache {
     }
 
     async fn refresh_if_due(&self, provider: &Provider) {
-        let slot = self.slot(provider.id);
+        let slot = self.slot_for(provider);
         let cooldown = self.settings.cooldown();
-        if !self.is_due(&slot, provider) || slot.in_cooldown(cooldown) {
+        if !self.is_due(&slot) || slot.in_cooldown(cooldown) {
             return;
         }
         let _flight = slot.fetch_lock.lock().await;
-        if !self.is_due(&slot, provider) || slot.in_cooldown(cooldown) {
+        if !self.is_due(&slot) || slot.in_cooldown(cooldown) {
             return;
         }
         if self.take_refresh_budget(provider.id) {
-            // A failure is logged and recorded by the fetch; the cached set keeps serving.
+            // The fetch logs and records a failure, and the cached set keeps serving.
             let _ = self.fetch_and_store(provider, &slot).await;
         }
     }
 
-    /// Whether a provider has no usable set or its set expires within `refresh_ahead_secs`.
-    fn is_due(&self, slot: &ProviderSlot, provider: &Provider) -> bool {
-        self.usable_set(slot, provider).is_none_or(|set| {
+    /// Returns true when the slot has no usable set or its set expires within
+    /// `refresh_ahead_secs`.
+    fn is_due(&self, slot: &ProviderSlot) -> bool {
+        self.usable_set(slot).is_none_or(|set| {
             add_secs(Utc::now(), self.settings.refresh_ahead_secs) >= set.expires_at
         })
     }
@@ -809,13 +829,13 @@ impl JwksCache {
     ) -> Result<FetchedSet, FetchError> {
         let url = self.key_set_url(provider, slot).await?;
         let (body, headers) = self.get_capped(&url, slot).await?;
-        let keys =
-            parse_jwks(&body, self.settings.max_keys).map_err(|source| FetchError::Jwks {
-                url: url.to_string(),
-                source,
-            })?;
+        let keys = parse_jwks(&body, self.settings.max_keys).map_err(|error| FetchError::Jwks {
+            url: url.to_string(),
+            error,
+        })?;
         // parse_jwks accepted the bytes as UTF-8, so the lossy conversion copies them as is.
         let document = String::from_utf8_lossy(&body).into_owned();
+        let document = redact_private_keys(&document).unwrap_or(document);
         Ok(FetchedSet {
             keys,
             document,
@@ -824,7 +844,8 @@ impl JwksCache {
         })
     }
 
-    /// The configured `jwks_uri`, else the one discovered from the issuer (cached per slot).
+    /// Returns the configured `jwks_uri`, else the one discovered from the issuer (cached per
+    /// slot).
     async fn key_set_url(
         &self,
         provider: &Provider,
@@ -834,12 +855,11 @@ impl JwksCache {
             return self.check_url(configured);
         }
         let discovered = slot.state.read().discovered.clone();
-        let for_this_issuer = discovered.filter(|(issuer, _)| *issuer == provider.issuer);
-        if let Some((_, url)) = for_this_issuer {
+        if let Some(url) = discovered {
             return Ok(url);
         }
         let url = self.discover(provider, slot).await?;
-        slot.state.write().discovered = Some((provider.issuer.clone(), url.clone()));
+        slot.state.write().discovered = Some(url.clone());
         Ok(url)
     }
 
@@ -893,6 +913,7 @@ impl JwksCache {
         match metadata.get("issuer").and_then(Value::as_str) {
             Some(found) if found == issuer => {}
             Some(found) => {
+                let found = excerpt(found);
                 return Err(format!("issuer {found:?} does not match the configuration"));
             }
             None => return Err("no issuer member".to_owned()),
@@ -914,9 +935,9 @@ impl JwksCache {
         url: &Url,
         slot: &ProviderSlot,
     ) -> Result<(Vec<u8>, HeaderMap), FetchError> {
-        let request_error = |source| FetchError::Request {
+        let request_error = |error: reqwest::Error| FetchError::Request {
             url: url.to_string(),
-            source,
+            detail: error_chain(&error),
         };
         let too_large = || FetchError::TooLarge {
             url: url.to_string(),
@@ -956,8 +977,8 @@ impl JwksCache {
         Ok((body, response.headers().clone()))
     }
 
-    /// Replaces the provider's set with a fetched one and persists it; the audit event is
-    /// written only when the keys differ from the previous set.
+    /// Replaces the provider's set with a fetched one and persists it. The audit event is written
+    /// only when the keys differ from the previous set.
     async fn install(
         &self,
         provider: &Provider,
@@ -969,7 +990,6 @@ impl JwksCache {
         let set = Arc::new(CachedSet {
             keys: fetched.keys,
             document: fetched.document,
-            source: SetSource::of(provider),
             fetched_from: Some(fetched.url.to_string()),
             fetched_at,
             expires_at: add_secs(fetched_at, ttl_secs),
@@ -1027,9 +1047,9 @@ impl JwksCache {
         }
     }
 
-    /// Installs a stored entry; returns whether it held a usable document.
+    /// Installs a stored entry and returns whether it contained a usable document.
     fn restore_entry(&self, provider: &Provider, entry: JwksCacheEntry) -> bool {
-        let slot = self.slot(provider.id);
+        let slot = self.slot_for(provider);
         let mut state = slot.state.write();
         state.last_error = entry.last_error;
         state.last_error_at = entry.last_error_at;
@@ -1047,7 +1067,6 @@ impl JwksCache {
         state.cached = Some(Arc::new(CachedSet {
             keys,
             document,
-            source: SetSource::of(provider),
             fetched_from: None,
             fetched_at: entry.fetched_at.unwrap_or(now),
             expires_at: entry.expires_at.unwrap_or(now),
@@ -1116,7 +1135,7 @@ fn is_loopback_host(url: &Url) -> bool {
     }
 }
 
-/// The `max-age` directive of `Cache-Control`, in seconds.
+/// Parses the `max-age` directive of `Cache-Control`, in seconds.
 fn cache_max_age(headers: &HeaderMap) -> Option<u64> {
     headers
         .get_all(CACHE_CONTROL)
@@ -1192,5 +1211,975 @@ fn slot_health(provider_id: i64, slot: &ProviderSlot) -> JwksHealth {
             .map(|set| set.keys.skipped().iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
         http_requests: slot.http_requests.load(Ordering::Relaxed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicU16, AtomicUsize};
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderValue, StatusCode as HttpStatus, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::core::model::{AuditQuery, ProviderKind, ReplayPolicy};
+    use crate::core::store::ProviderRow;
+    use crate::core::store::sqlite::SqliteStore;
+
+    /// A test identity provider whose key set, status and `Cache-Control` the test changes.
+    struct Idp {
+        jwks: parking_lot::Mutex<String>,
+        status: AtomicU16,
+        cache_control: parking_lot::Mutex<Option<String>>,
+        delay: parking_lot::Mutex<Duration>,
+        metadata: parking_lot::Mutex<Option<Value>>,
+        jwks_requests: AtomicUsize,
+        redirect_to: parking_lot::Mutex<String>,
+    }
+
+    impl Idp {
+        fn new(kids: &[&str]) -> Arc<Self> {
+            Arc::new(Self {
+                jwks: parking_lot::Mutex::new(jwks_document(kids)),
+                status: AtomicU16::new(200),
+                cache_control: parking_lot::Mutex::new(None),
+                delay: parking_lot::Mutex::new(Duration::ZERO),
+                metadata: parking_lot::Mutex::new(None),
+                jwks_requests: AtomicUsize::new(0),
+                redirect_to: parking_lot::Mutex::new(String::new()),
+            })
+        }
+
+        fn serve_keys(&self, kids: &[&str]) {
+            *self.jwks.lock() = jwks_document(kids);
+        }
+
+        fn requests(&self) -> usize {
+            self.jwks_requests.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Builds an RSA public JWK with a made-up 2048-bit modulus, which is enough because the
+    /// cache never verifies signatures.
+    fn rsa_jwk(kid: &str) -> Value {
+        json!({"kty": "RSA", "kid": kid, "n": URL_SAFE_NO_PAD.encode([0xC3; 256]), "e": "AQAB"})
+    }
+
+    fn jwks_document(kids: &[&str]) -> String {
+        let keys: Vec<Value> = kids.iter().map(|kid| rsa_jwk(kid)).collect();
+        json!({ "keys": keys }).to_string()
+    }
+
+    async fn jwks_route(State(idp): State<Arc<Idp>>) -> Response {
+        idp.jwks_requests.fetch_add(1, Ordering::SeqCst);
+        let delay = *idp.delay.lock();
+        tokio::time::sleep(delay).await;
+        let status = HttpStatus::from_u16(idp.status.load(Ordering::SeqCst)).unwrap();
+        let mut response = (status, idp.jwks.lock().clone()).into_response();
+        if let Some(value) = idp.cache_control.lock().clone() {
+            let value = HeaderValue::from_str(&value).unwrap();
+            response.headers_mut().insert(header::CACHE_CONTROL, value);
+        }
+        response
+    }
+
+    async fn metadata_route(State(idp): State<Arc<Idp>>) -> Response {
+        match idp.metadata.lock().clone() {
+            Some(metadata) => axum::Json(metadata).into_response(),
+            None => HttpStatus::NOT_FOUND.into_response(),
+        }
+    }
+
+    async fn moved_route(State(idp): State<Arc<Idp>>) -> Response {
+        let location = idp.redirect_to.lock().clone();
+        (HttpStatus::FOUND, [(header::LOCATION, location)]).into_response()
+    }
+
+    /// `/hop/{n}` redirects to `/hop/{n-1}`, and `/hop/0` to `/jwks`: `n + 1` redirects.
+    async fn hop_route(Path(remaining): Path<u32>) -> Response {
+        let location = if remaining == 0 {
+            "/jwks".to_owned()
+        } else {
+            format!("/hop/{}", remaining - 1)
+        };
+        (HttpStatus::FOUND, [(header::LOCATION, location)]).into_response()
+    }
+
+    async fn serve(idp: &Arc<Idp>) -> SocketAddr {
+        let router = Router::new()
+            .route("/jwks", get(jwks_route))
+            .route("/.well-known/openid-configuration", get(metadata_route))
+            .route(
+                "/.well-known/oauth-authorization-server/tenant",
+                get(metadata_route),
+            )
+            .route("/moved", get(moved_route))
+            .route("/hop/{remaining}", get(hop_route))
+            .with_state(Arc::clone(idp));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        address
+    }
+
+    /// Serves one chunked response without `Content-Length` to every connection.
+    async fn serve_chunked(chunk: Vec<u8>, chunk_count: usize) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let chunk = chunk.clone();
+                tokio::spawn(async move {
+                    let mut request = [0_u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                                transfer-encoding: chunked\r\n\r\n";
+                    if stream.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    for _ in 0..chunk_count {
+                        let framed =
+                            [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+                        if stream.write_all(&framed).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = stream.write_all(b"0\r\n\r\n").await;
+                });
+            }
+        });
+        address
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Arc<SqliteStore>,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("xaa.db").display());
+            let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+            Self { _dir: dir, store }
+        }
+
+        async fn provider(&self, issuer: &str, jwks_uri: Option<String>) -> Provider {
+            let row = ProviderRow {
+                name: issuer.to_owned(),
+                kind: ProviderKind::Oidc,
+                issuer: issuer.to_owned(),
+                jwks_uri,
+                enabled: true,
+                allowed_algs: vec!["RS256".to_owned()],
+                replay_policy: ReplayPolicy::SingleUse,
+                leeway_secs: 60,
+                max_lifetime_secs: 600,
+            };
+            self.store.create_provider(&row).await.unwrap()
+        }
+
+        async fn provider_at(&self, address: SocketAddr) -> Provider {
+            let issuer = format!("http://{address}");
+            self.provider(&issuer, Some(format!("http://{address}/jwks")))
+                .await
+        }
+
+        fn cache(&self, settings: JwksSettings) -> Arc<JwksCache> {
+            let store: Arc<dyn Store> = self.store.clone();
+            Arc::new(JwksCache::new(settings, store).unwrap())
+        }
+
+        async fn cache_updates(&self, provider_id: i64) -> usize {
+            let query = AuditQuery {
+                event_type: Some(AuditEventType::XaaJwksCacheUpdated),
+                idp_provider_id: Some(provider_id),
+                ..AuditQuery::default()
+            };
+            self.store.query_audit(&query).await.unwrap().len()
+        }
+    }
+
+    /// Settings whose sets expire at once and whose cooldown never blocks a fetch.
+    fn expiring_settings() -> JwksSettings {
+        JwksSettings {
+            min_ttl_secs: 0,
+            unknown_kid_cooldown_secs: 0,
+            ..JwksSettings::default()
+        }
+    }
+
+    async fn key_for(
+        cache: &JwksCache,
+        provider: &Provider,
+        kid: &str,
+    ) -> Result<Arc<Key>, JwksError> {
+        cache.key_for(provider, Some(kid), Algorithm::RS256).await
+    }
+
+    fn ttl_of(cache: &JwksCache, provider_id: i64) -> i64 {
+        let health = cache
+            .health()
+            .into_iter()
+            .find(|h| h.provider_id == provider_id)
+            .unwrap();
+        (health.expires_at.unwrap() - health.fetched_at.unwrap()).num_seconds()
+    }
+
+    // Settings and pure helpers.
+
+    #[test]
+    fn settings_defaults_and_partial_table() {
+        let settings: JwksSettings = toml::from_str("max_keys = 10").unwrap();
+        assert_eq!(settings.max_keys, 10);
+        assert_eq!(settings.default_ttl_secs, 600);
+        assert_eq!(settings.unknown_kid_cooldown_secs, 30);
+        assert!(settings.allow_http_loopback);
+        assert!(toml::from_str::<JwksSettings>("max_key = 10").is_err());
+        assert!(JwksSettings::default().validate().is_ok());
+
+        let inverted = JwksSettings {
+            min_ttl_secs: 10,
+            max_ttl_secs: 5,
+            ..Default::default()
+        };
+        assert_eq!(inverted.validate().unwrap_err().field, "min_ttl_secs");
+        let no_timeout = JwksSettings {
+            fetch_timeout_secs: 0,
+            ..Default::default()
+        };
+        assert_eq!(
+            no_timeout.validate().unwrap_err().field,
+            "fetch_timeout_secs"
+        );
+    }
+
+    #[test]
+    fn ttl_clamps_max_age() {
+        let settings = JwksSettings::default();
+        assert_eq!(settings.ttl_secs(None), 600);
+        assert_eq!(settings.ttl_secs(Some(1000)), 1000);
+        assert_eq!(settings.ttl_secs(Some(10)), 300);
+        assert_eq!(settings.ttl_secs(Some(10_000_000)), 86_400);
+    }
+
+    #[test]
+    fn cache_control_max_age_parsing() {
+        let table = [
+            ("max-age=120", Some(120)),
+            ("public, max-age=3600, must-revalidate", Some(3600)),
+            ("Max-Age = \"90\"", Some(90)),
+            ("no-store", None),
+            ("max-age=abc", None),
+            ("s-maxage=50", None),
+        ];
+        for (value, expected) in table {
+            let mut headers = HeaderMap::new();
+            headers.insert(CACHE_CONTROL, HeaderValue::from_str(value).unwrap());
+            assert_eq!(cache_max_age(&headers), expected, "Cache-Control: {value}");
+        }
+        assert_eq!(cache_max_age(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn urls_must_be_https_or_loopback_http() {
+        let accepted = [
+            ("https://idp.example.com/keys", true),
+            ("http://127.0.0.1:8080/jwks", true),
+            ("http://127.9.9.9/jwks", true),
+            ("http://[::1]:9000/jwks", true),
+            ("http://LOCALHOST/jwks", true),
+        ];
+        for (url, allow_loopback) in accepted {
+            assert!(check_url(url, allow_loopback).is_ok(), "{url}");
+        }
+        let rejected = [
+            ("http://idp.example.com/keys", true),
+            ("http://10.0.0.1/jwks", true),
+            ("http://localhost.example.com/jwks", true),
+            ("http://127.0.0.1/jwks", false),
+            ("ftp://idp.example.com/keys", true),
+            ("https://user:secret@idp.example.com/keys", true),
+            ("/relative/jwks", true),
+        ];
+        for (url, allow_loopback) in rejected {
+            let error = check_url(url, allow_loopback).unwrap_err();
+            assert_eq!(error.reason_code(), "jwks_url_rejected", "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn discovery_urls_for_issuer_paths() {
+        let fixture = Fixture::new().await;
+        let cache = fixture.cache(JwksSettings::default());
+        let [openid, oauth] = cache.discovery_urls("https://idp.test/tenant1/").unwrap();
+        assert_eq!(
+            openid.as_str(),
+            "https://idp.test/tenant1/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            oauth.as_str(),
+            "https://idp.test/.well-known/oauth-authorization-server/tenant1"
+        );
+        let [openid, oauth] = cache.discovery_urls("https://idp.test").unwrap();
+        assert_eq!(
+            openid.as_str(),
+            "https://idp.test/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            oauth.as_str(),
+            "https://idp.test/.well-known/oauth-authorization-server"
+        );
+        assert!(cache.discovery_urls("https://idp.test/?tenant=1").is_err());
+    }
+
+    // Fetching and freshness.
+
+    #[tokio::test]
+    async fn fresh_set_serves_without_fetching() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        for _ in 0..5 {
+            let key = key_for(&cache, &provider, "k1").await.unwrap();
+            assert_eq!(key.kid(), Some("k1"));
+        }
+        assert_eq!(idp.requests(), 1);
+        assert_eq!(cache.http_request_count(provider.id), 1);
+    }
+
+    #[tokio::test]
+    async fn ttl_follows_cache_control() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let table = [
+            (None, 600),
+            (Some("max-age=1000"), 1000),
+            (Some("public, max-age=10"), 300),
+            (Some("max-age=999999"), 86_400),
+            (Some("no-cache"), 600),
+        ];
+        for (cache_control, expected) in table {
+            *idp.cache_control.lock() = cache_control.map(str::to_owned);
+            cache.refresh_now(&provider).await.unwrap();
+            assert_eq!(
+                ttl_of(&cache, provider.id),
+                expected,
+                "Cache-Control {cache_control:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn expired_set_is_fetched_again() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        *idp.cache_control.lock() = Some("max-age=0".to_owned());
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(expiring_settings());
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        key_for(&cache, &provider, "k1").await.unwrap();
+        assert_eq!(idp.requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn expired_set_drops_removed_key() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        *idp.cache_control.lock() = Some("max-age=0".to_owned());
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(expiring_settings());
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        idp.serve_keys(&["k2"]);
+        let error = key_for(&cache, &provider, "k1").await.unwrap_err();
+        assert_eq!(error.reason_code(), "unknown_kid");
+        assert!(!error.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_finds_rotated_key() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            unknown_kid_cooldown_secs: 0,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        idp.serve_keys(&["k1", "k2"]);
+        let key = key_for(&cache, &provider, "k2").await.unwrap();
+        assert_eq!(key.kid(), Some("k2"));
+        assert_eq!(idp.requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn kid_missing_after_fetch_is_invalid() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let error = key_for(&cache, &provider, "other").await.unwrap_err();
+        assert_eq!(error.reason_code(), "unknown_kid");
+        assert!(!error.is_unavailable());
+        assert_eq!(idp.requests(), 1);
+    }
+
+    #[tokio::test]
+    async fn ambiguous_selection_does_not_fetch() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1", "k2"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            unknown_kid_cooldown_secs: 0,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        cache.refresh_now(&provider).await.unwrap();
+        let error = cache
+            .key_for(&provider, None, Algorithm::RS256)
+            .await
+            .unwrap_err();
+        assert_eq!(error.reason_code(), "kid_required");
+        let error = cache
+            .key_for(&provider, Some("k1"), Algorithm::ES256)
+            .await
+            .unwrap_err();
+        assert_eq!(error.reason_code(), "kid_alg_mismatch");
+        assert_eq!(idp.requests(), 1);
+    }
+
+    // Single flight, cooldown and budget.
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_share_one_fetch() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        *idp.delay.lock() = Duration::from_millis(300);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let (cache, provider) = (Arc::clone(&cache), provider.clone());
+            tasks.spawn(async move { key_for(&cache, &provider, &format!("unknown-{i}")).await });
+        }
+        while let Some(outcome) = tasks.join_next().await {
+            let error = outcome.unwrap().unwrap_err();
+            assert_eq!(error.reason_code(), "unknown_kid");
+        }
+        assert_eq!(idp.requests(), 1);
+        assert_eq!(cache.http_request_count(provider.id), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_share_fetch_without_cooldown() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            unknown_kid_cooldown_secs: 0,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+        cache.refresh_now(&provider).await.unwrap();
+
+        *idp.delay.lock() = Duration::from_millis(300);
+        idp.serve_keys(&["k1", "k2"]);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (cache, provider) = (Arc::clone(&cache), provider.clone());
+            tasks.spawn(async move { key_for(&cache, &provider, "k2").await });
+        }
+        while let Some(outcome) = tasks.join_next().await {
+            assert_eq!(outcome.unwrap().unwrap().kid(), Some("k2"));
+        }
+        assert_eq!(idp.requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn cooldown_blocks_second_unknown_kid() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            unknown_kid_cooldown_secs: 1,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        assert!(key_for(&cache, &provider, "u1").await.is_err());
+        assert_eq!(idp.requests(), 1);
+
+        let error = key_for(&cache, &provider, "u2").await.unwrap_err();
+        assert_eq!(error.reason_code(), "unknown_kid");
+        assert!(!error.is_unavailable());
+        assert_eq!(
+            idp.requests(),
+            1,
+            "a miss inside the cooldown must not fetch"
+        );
+
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(key_for(&cache, &provider, "u3").await.is_err());
+        assert_eq!(idp.requests(), 2, "a miss after the cooldown fetches again");
+    }
+
+    #[tokio::test]
+    async fn global_budget_caps_fetches() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            unknown_kid_cooldown_secs: 0,
+            max_refreshes_per_minute: 2,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        for kid in ["u1", "u2", "u3", "u4"] {
+            let error = key_for(&cache, &provider, kid).await.unwrap_err();
+            assert_eq!(error.reason_code(), "unknown_kid", "kid {kid}");
+        }
+        assert_eq!(idp.requests(), 2);
+
+        // The admin action is not counted against the budget.
+        cache.refresh_now(&provider).await.unwrap();
+        assert_eq!(idp.requests(), 3);
+    }
+
+    #[tokio::test]
+    async fn spent_budget_without_set_is_unavailable() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            max_refreshes_per_minute: 0,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        let error = key_for(&cache, &provider, "k1").await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_refresh_limited");
+        assert!(error.is_unavailable());
+        assert_eq!(idp.requests(), 0);
+    }
+
+    // Failures.
+
+    #[tokio::test]
+    async fn stale_set_serves_while_idp_fails() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        *idp.cache_control.lock() = Some("max-age=0".to_owned());
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(expiring_settings());
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        idp.status.store(500, Ordering::SeqCst);
+
+        let key = key_for(&cache, &provider, "k1").await.unwrap();
+        assert_eq!(key.kid(), Some("k1"));
+        assert_eq!(idp.requests(), 2);
+        let health = &cache.health()[0];
+        assert!(
+            health.last_error.as_deref().unwrap().contains("HTTP 500"),
+            "{health:?}"
+        );
+        assert!(health.last_error_at.is_some());
+        assert_eq!(health.key_count, 1);
+
+        let error = key_for(&cache, &provider, "k2").await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_unavailable");
+        assert!(error.is_unavailable());
+    }
+
+    #[tokio::test]
+    async fn stale_limit_ends_stale_serving() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        *idp.cache_control.lock() = Some("max-age=0".to_owned());
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            stale_if_error_secs: 0,
+            ..expiring_settings()
+        };
+        let cache = fixture.cache(settings);
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        idp.status.store(500, Ordering::SeqCst);
+        let error = key_for(&cache, &provider, "k1").await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_unavailable");
+    }
+
+    #[tokio::test]
+    async fn idp_down_and_nothing_cached_is_unavailable() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        idp.status.store(503, Ordering::SeqCst);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let error = key_for(&cache, &provider, "k1").await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_unavailable");
+        assert!(error.to_string().contains("HTTP 503"), "{error}");
+
+        let error = key_for(&cache, &provider, "k1").await.unwrap_err();
+        assert!(error.is_unavailable());
+        assert_eq!(
+            idp.requests(),
+            1,
+            "the cooldown also limits retries after a failure"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_document_keeps_last_good_set() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        cache.refresh_now(&provider).await.unwrap();
+        *idp.jwks.lock() = "{\"keys\": 5}".to_owned();
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_invalid");
+        assert!(key_for(&cache, &provider, "k1").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn oversized_document_is_rejected() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1", "k2", "k3", "k4", "k5"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            max_bytes: 1024,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_too_large");
+    }
+
+    #[tokio::test]
+    async fn oversized_chunked_body_is_cut_off() {
+        let fixture = Fixture::new().await;
+        let address = serve_chunked(vec![b' '; 1000], 100).await;
+        let provider = fixture.provider_at(address).await;
+        let settings = JwksSettings {
+            max_bytes: 4096,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_too_large");
+    }
+
+    #[tokio::test]
+    async fn too_many_keys_are_rejected() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1", "k2", "k3"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let settings = JwksSettings {
+            max_keys: 2,
+            ..JwksSettings::default()
+        };
+        let cache = fixture.cache(settings);
+
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_too_many_keys");
+    }
+
+    // Redirects and discovery.
+
+    #[tokio::test]
+    async fn off_origin_redirect_is_refused() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let other = Idp::new(&["k1"]);
+        let address = serve(&idp).await;
+        let other_address = serve(&other).await;
+        *idp.redirect_to.lock() = format!("http://{other_address}/jwks");
+        let provider = fixture
+            .provider(
+                &format!("http://{address}"),
+                Some(format!("http://{address}/moved")),
+            )
+            .await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_fetch_failed");
+        assert!(error.to_string().contains("another origin"), "{error}");
+        assert_eq!(other.requests(), 0);
+    }
+
+    #[tokio::test]
+    async fn same_origin_redirects_are_bounded() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let address = serve(&idp).await;
+        let issuer = format!("http://{address}");
+        let three_hops = fixture
+            .provider(&issuer, Some(format!("{issuer}/hop/2")))
+            .await;
+        let cache = fixture.cache(JwksSettings::default());
+        assert_eq!(cache.refresh_now(&three_hops).await.unwrap(), 1);
+
+        let four_hops = Provider {
+            jwks_uri: Some(format!("{issuer}/hop/3")),
+            ..three_hops
+        };
+        let error = cache.refresh_now(&four_hops).await.unwrap_err();
+        assert!(
+            error.to_string().contains("more than 3 redirects"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn discovery_finds_jwks_uri() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let address = serve(&idp).await;
+        let issuer = format!("http://{address}");
+        *idp.metadata.lock() =
+            Some(json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")}));
+        let provider = fixture.provider(&issuer, None).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        assert_eq!(cache.refresh_now(&provider).await.unwrap(), 1);
+        assert_eq!(cache.http_request_count(provider.id), 2);
+        // The discovered URL is reused by the next fetch.
+        cache.refresh_now(&provider).await.unwrap();
+        assert_eq!(cache.http_request_count(provider.id), 3);
+        let health = &cache.health()[0];
+        assert_eq!(
+            health.jwks_uri.as_deref(),
+            Some(format!("{issuer}/jwks").as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn discovery_falls_back_to_rfc8414() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let address = serve(&idp).await;
+        let issuer = format!("http://{address}/tenant");
+        let jwks_uri = format!("http://{address}/jwks");
+        *idp.metadata.lock() = Some(json!({"issuer": issuer, "jwks_uri": jwks_uri}));
+        let provider = fixture.provider(&issuer, None).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        assert_eq!(cache.refresh_now(&provider).await.unwrap(), 1);
+        assert_eq!(cache.http_request_count(provider.id), 3);
+    }
+
+    #[tokio::test]
+    async fn discovery_issuer_mismatch_is_refused() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let address = serve(&idp).await;
+        let issuer = format!("http://{address}");
+        let metadata =
+            json!({"issuer": "https://attacker.test", "jwks_uri": format!("{issuer}/jwks")});
+        *idp.metadata.lock() = Some(metadata);
+        let provider = fixture.provider(&issuer, None).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_discovery_failed");
+        assert!(error.to_string().contains("does not match"), "{error}");
+        assert_eq!(idp.requests(), 0);
+    }
+
+    #[tokio::test]
+    async fn discovered_jwks_uri_must_be_allowed() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let address = serve(&idp).await;
+        let issuer = format!("http://{address}");
+        *idp.metadata.lock() = Some(json!({"issuer": issuer, "jwks_uri": "http://10.1.2.3/jwks"}));
+        let provider = fixture.provider(&issuer, None).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        let error = cache.refresh_now(&provider).await.unwrap_err();
+        assert_eq!(error.reason_code(), "jwks_discovery_failed");
+        assert!(error.to_string().contains("loopback"), "{error}");
+    }
+
+    // Configuration changes, persistence and the refresher.
+
+    #[tokio::test]
+    async fn changed_jwks_uri_ignores_old_set() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let other = Idp::new(&["k9"]);
+        let other_address = serve(&other).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        let moved = Provider {
+            jwks_uri: Some(format!("http://{other_address}/jwks")),
+            ..provider
+        };
+        let error = key_for(&cache, &moved, "k1").await.unwrap_err();
+        assert_eq!(error.reason_code(), "unknown_kid");
+        assert_eq!(other.requests(), 1);
+        assert!(key_for(&cache, &moved, "k9").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn forget_drops_cached_set() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        key_for(&cache, &provider, "k1").await.unwrap();
+        cache.forget(provider.id);
+        assert!(cache.health().is_empty());
+        key_for(&cache, &provider, "k1").await.unwrap();
+        assert_eq!(idp.requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn fetches_are_persisted_and_audited() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        cache.refresh_now(&provider).await.unwrap();
+        let entry = fixture.store.load_jwks(provider.id).await.unwrap().unwrap();
+        assert_eq!(entry.key_count, 1);
+        assert_eq!(
+            entry.jwks_json.as_deref(),
+            Some(jwks_document(&["k1"]).as_str())
+        );
+        assert!(entry.fetched_at.is_some());
+        assert!(entry.expires_at > entry.fetched_at);
+        assert_eq!(fixture.cache_updates(provider.id).await, 1);
+
+        cache.refresh_now(&provider).await.unwrap();
+        assert_eq!(
+            fixture.cache_updates(provider.id).await,
+            1,
+            "same keys: no audit event"
+        );
+
+        idp.serve_keys(&["k1", "k2"]);
+        cache.refresh_now(&provider).await.unwrap();
+        assert_eq!(fixture.cache_updates(provider.id).await, 2);
+        let entry = fixture.store.load_jwks(provider.id).await.unwrap().unwrap();
+        assert_eq!(entry.key_count, 2);
+
+        idp.status.store(500, Ordering::SeqCst);
+        assert!(cache.refresh_now(&provider).await.is_err());
+        let entry = fixture.store.load_jwks(provider.id).await.unwrap().unwrap();
+        assert_eq!(
+            entry.key_count, 2,
+            "a failed fetch keeps the last good document"
+        );
+        assert!(entry.last_error.is_some());
+        assert!(entry.last_error_at.is_some());
+        assert_eq!(fixture.cache_updates(provider.id).await, 2);
+    }
+
+    #[tokio::test]
+    async fn private_keys_are_not_stored() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&[]);
+        let mut private = rsa_jwk("leaked");
+        private["d"] = json!("cHJpdmF0ZQ");
+        *idp.jwks.lock() = json!({"keys": [rsa_jwk("k1"), private]}).to_string();
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let cache = fixture.cache(JwksSettings::default());
+
+        assert_eq!(cache.refresh_now(&provider).await.unwrap(), 1);
+        let entry = fixture.store.load_jwks(provider.id).await.unwrap().unwrap();
+        let stored = entry.jwks_json.unwrap();
+        assert!(!stored.contains("cHJpdmF0ZQ"), "{stored}");
+        assert!(stored.contains("k1"));
+        let health = &cache.health()[0];
+        assert_eq!(health.skipped_keys.len(), 1, "{health:?}");
+        assert!(health.skipped_keys[0].contains("leaked"));
+    }
+
+    #[tokio::test]
+    async fn restart_serves_from_store() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let first = fixture.cache(JwksSettings::default());
+        key_for(&first, &provider, "k1").await.unwrap();
+
+        let restarted = fixture.cache(JwksSettings::default());
+        assert_eq!(
+            restarted
+                .load_persisted(std::slice::from_ref(&provider))
+                .await,
+            1
+        );
+        let key = key_for(&restarted, &provider, "k1").await.unwrap();
+        assert_eq!(key.kid(), Some("k1"));
+        assert_eq!(restarted.http_request_count(provider.id), 0);
+        assert_eq!(idp.requests(), 1);
+
+        let unrelated = fixture.cache(JwksSettings::default());
+        assert_eq!(unrelated.load_persisted(&[]).await, 0);
+    }
+
+    #[tokio::test]
+    async fn refresher_fetches_before_expiry_and_stops() {
+        let fixture = Fixture::new().await;
+        let idp = Idp::new(&["k1"]);
+        *idp.cache_control.lock() = Some("max-age=1".to_owned());
+        let provider = fixture.provider_at(serve(&idp).await).await;
+        let disabled_idp = Idp::new(&["k1"]);
+        let disabled_address = serve(&disabled_idp).await;
+        let mut disabled = fixture.provider_at(disabled_address).await;
+        disabled.enabled = false;
+        let settings = JwksSettings {
+            refresh_ahead_secs: 1,
+            ..expiring_settings()
+        };
+        let cache = fixture.cache(settings);
+
+        let (stop, shutdown) = watch::channel(false);
+        let providers = vec![provider.clone(), disabled];
+        let handle = Arc::clone(&cache).spawn_refresher(move || providers.clone(), shutdown);
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(idp.requests() >= 2, "requests: {}", idp.requests());
+        assert_eq!(disabled_idp.requests(), 0);
+        assert_eq!(cache.health()[0].key_count, 1);
+
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), handle)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

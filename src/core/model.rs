@@ -29,10 +29,11 @@ pub enum ReplayPolicy {
 }
 
 /// Kind of gateway proxy that a resource authorization server stands in front of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyKind {
     /// MCP proxy.
+    #[default]
     Mcp,
     /// LLM proxy.
     Llm,
@@ -157,12 +158,6 @@ pub struct ProxyPatch {
     pub name: Option<String>,
     pub issuance_enabled: Option<bool>,
     pub require_resource: Option<bool>,
-}
-
-impl Default for ProxyKind {
-    fn default() -> Self {
-        Self::Mcp
-    }
 }
 
 /// Maps a client id at an IdP to the client id at a proxy's authorization server.
@@ -402,4 +397,13 @@ pub struct XaaStats {
     pub client_mappings: ClientMappingStats,
     /// Incremented by every revocation; instances that applied the same generation agree.
     pub revocation_generation: i64,
+}
+
+/// Exchanges and rejections in one minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityPoint {
+    /// Start of the minute.
+    pub minute: DateTime<Utc>,
+    pub succeeded: i64,
+    pub failed: i64,
 }

@@ -101,12 +101,11 @@ impl Snapshot {
     pub fn verify_client_secret(&self, proxy_id: i64, client_id: &str, secret: &str) -> bool {
         let presented = Sha256::digest(secret.as_bytes());
         let key = (proxy_id, client_id.to_owned());
-        match self.client_digests.get(&key) {
-            Some(stored) => bool::from(presented.as_slice().ct_eq(stored)),
-            None => {
-                let _ = presented.as_slice().ct_eq(&UNKNOWN_CLIENT_DIGEST);
-                false
-            }
+        if let Some(stored) = self.client_digests.get(&key) {
+            bool::from(presented.as_slice().ct_eq(stored))
+        } else {
+            let _ = presented.as_slice().ct_eq(&UNKNOWN_CLIENT_DIGEST);
+            false
         }
     }
 

@@ -1,10 +1,13 @@
-//! The persistence boundary: one [`Store`] trait, implemented for SQLite (and PostgreSQL).
+//! The persistence boundary: one [`Store`] trait, implemented for SQLite and PostgreSQL.
 //!
 //! Callers never see sqlx types. Every mutating call that an operator or the exchange makes
 //! carries its audit event, which the implementation commits in the same transaction, so a
 //! change is never stored without its audit record.
 
+pub mod postgres;
 pub mod sqlite;
+
+use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -194,6 +197,13 @@ pub trait Store: Send + Sync + 'static {
     // Statistics and audit.
     async fn stats(&self, proxy_id: Option<i64>, now: DateTime<Utc>) -> StoreResult<XaaStats>;
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    /// Exchanges and rejections per minute since `since`, oldest first; minutes without
+    /// traffic are absent.
+    async fn activity(
+        &self,
+        proxy_id: Option<i64>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::core::model::ActivityPoint>>;
     /// Failure counts by reason code since `since`, most frequent first.
     async fn failure_reasons(
         &self,
@@ -217,4 +227,159 @@ pub trait Store: Send + Sync + 'static {
 
     /// Closes connections and stops background writers.
     async fn close(&self);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers that both implementations share because they do not depend on the SQL dialect
+
+/// Default and maximum rows returned by listing calls.
+pub(crate) const DEFAULT_LIMIT: i64 = 100;
+pub(crate) const MAX_LIMIT: i64 = 10_000;
+
+/// The mapping columns joined with the provider name; callers append the `WHERE` clause.
+pub(crate) const MAPPING_SELECT: &str = "SELECT m.id, m.proxy_id, m.idp_provider_id, \
+     p.name AS provider_name, m.client_id_at_idp, m.client_id_at_resource_as, m.allowed_scopes, \
+     m.created_at FROM client_mappings m JOIN providers p ON p.id = m.idp_provider_id";
+
+/// Converts a time to the stored representation, Unix milliseconds.
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+pub(crate) fn from_millis(value: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(value)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {value} is out of range")))
+}
+
+pub(crate) fn opt_from_millis(value: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
+    value.map(from_millis).transpose()
+}
+
+/// The expiry bucket of a time in Unix milliseconds: whole minutes since the epoch.
+pub(crate) fn minute_of(at_millis: i64) -> i64 {
+    at_millis.div_euclid(60_000)
+}
+
+/// Stores a word list (scopes, algorithms) as one space-separated column.
+pub(crate) fn join_words(words: &[String]) -> String {
+    words.join(" ")
+}
+
+pub(crate) fn split_words(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+pub(crate) fn parse_text<T: FromStr<Err = String>>(text: &str, column: &str) -> StoreResult<T> {
+    text.parse()
+        .map_err(|error| StoreError::Corrupt(format!("column {column}: {error}")))
+}
+
+/// Maps sqlx errors once: missing rows become `NotFound`, constraint violations `Conflict`.
+pub(crate) fn map_error(error: sqlx::Error, what: &str) -> StoreError {
+    match &error {
+        sqlx::Error::RowNotFound => StoreError::NotFound(what.to_owned()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(format!("{what} already exists"))
+        }
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+            StoreError::Conflict(format!("{what} is still referenced"))
+        }
+        _ => StoreError::Database(error),
+    }
+}
+
+pub(crate) fn clamp_limit(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+}
+
+pub(crate) fn apply_provider_patch(provider: &mut Provider, patch: ProviderPatch) {
+    if let Some(name) = patch.name {
+        provider.name = name;
+    }
+    if let Some(enabled) = patch.enabled {
+        provider.enabled = enabled;
+    }
+    if let Some(jwks_uri) = patch.jwks_uri {
+        provider.jwks_uri = jwks_uri;
+    }
+    if let Some(algs) = patch.allowed_algs {
+        provider.allowed_algs = algs;
+    }
+    if let Some(policy) = patch.replay_policy {
+        provider.replay_policy = policy;
+    }
+    if let Some(leeway) = patch.leeway_secs {
+        provider.leeway_secs = leeway;
+    }
+    if let Some(lifetime) = patch.max_lifetime_secs {
+        provider.max_lifetime_secs = lifetime;
+    }
+}
+
+/// Serializes an audit event's fields for the `audit_logs.fields` text column.
+pub(crate) fn audit_fields_to_text(event: &NewAuditEvent) -> StoreResult<String> {
+    serde_json::to_string(&event.fields)
+        .map_err(|error| StoreError::Corrupt(format!("audit fields: {error}")))
+}
+
+pub(crate) fn audit_fields_from_text(
+    text: &str,
+) -> StoreResult<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(text)
+        .map_err(|error| StoreError::Corrupt(format!("audit fields: {error}")))
+}
+
+/// The ID-JAG record as it stands after a presentation bumped its count.
+pub(crate) struct StoredPresentation<'a> {
+    pub proxy_id: i64,
+    pub client_id_at_resource_as: &'a str,
+    pub presentation_count: i64,
+    pub revoked: bool,
+}
+
+/// Decides a repeated presentation: `Some` outcome when it is rejected, `None` when another
+/// access token may be issued (reuse allowed, and the same client at the same proxy).
+pub(crate) fn repeat_presentation_outcome(
+    write: &ExchangeWrite,
+    stored: &StoredPresentation<'_>,
+) -> Option<ExchangeOutcome> {
+    if stored.revoked {
+        return Some(ExchangeOutcome::Revoked);
+    }
+    let same_client = stored.client_id_at_resource_as == write.client_id_at_resource_as
+        && stored.proxy_id == write.proxy_id;
+    if write.allow_reuse && same_client {
+        None
+    } else {
+        Some(ExchangeOutcome::Replayed {
+            presentation_count: stored.presentation_count,
+        })
+    }
+}
+
+/// The audit event of a mapping creation, carrying the new mapping's id.
+pub(crate) fn mapping_created_audit(audit: &NewAuditEvent, mapping_id: i64) -> NewAuditEvent {
+    let mut audit = audit.clone();
+    audit.fields.insert("mapping_id".into(), mapping_id.into());
+    audit
+}
+
+/// The audit event of a revocation by JTI; `already_revoked` is true when it changed nothing.
+pub(crate) fn jti_revocation_audit(
+    audit: &NewAuditEvent,
+    outcome: &JtiRevocationOutcome,
+) -> NewAuditEvent {
+    let mut audit = audit.clone();
+    audit.fields.insert(
+        "already_revoked".into(),
+        (outcome.newly_revoked == 0).into(),
+    );
+    audit
+}
+
+/// The audit event of a revocation by subject, with the number of ID-JAGs it revoked.
+pub(crate) fn subject_revocation_audit(audit: &NewAuditEvent, count: i64) -> NewAuditEvent {
+    let mut audit = audit.clone();
+    audit.fields.insert("count".into(), count.into());
+    audit
 }

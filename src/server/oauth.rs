@@ -214,7 +214,7 @@ async fn token(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let proxy_id = parse_proxy_id(&proxy)?;
-    if !state.core.snapshot().proxies.contains_key(&proxy_id) {
+    if !state.core.proxy_exists(proxy_id).await {
         return Err(OAuthError::not_found());
     }
     let form = Form::parse(&headers, &body)?;
@@ -272,7 +272,7 @@ async fn introspect(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let proxy_id = parse_proxy_id(&proxy)?;
-    if !state.core.snapshot().proxies.contains_key(&proxy_id) {
+    if !state.core.proxy_exists(proxy_id).await {
         return Err(OAuthError::not_found());
     }
     let form = Form::parse(&headers, &body)?;
@@ -289,7 +289,7 @@ async fn revoke(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let proxy_id = parse_proxy_id(&proxy)?;
-    if !state.core.snapshot().proxies.contains_key(&proxy_id) {
+    if !state.core.proxy_exists(proxy_id).await {
         return Err(OAuthError::not_found());
     }
     let form = Form::parse(&headers, &body)?;
@@ -303,10 +303,10 @@ async fn revoke(
 }
 
 async fn jwks(State(state): State<AppState>, Path(proxy): Path<String>) -> Response {
-    let known = proxy
-        .parse::<i64>()
-        .is_ok_and(|id| state.core.snapshot().proxies.contains_key(&id));
-    if !known {
+    let Ok(proxy_id) = proxy.parse::<i64>() else {
+        return OAuthError::not_found().into_response();
+    };
+    if !state.core.proxy_exists(proxy_id).await {
         return OAuthError::not_found().into_response();
     }
     let body = state.core.signing_keys().jwks();
@@ -321,13 +321,12 @@ async fn jwks(State(state): State<AppState>, Path(proxy): Path<String>) -> Respo
 }
 
 async fn metadata(State(state): State<AppState>, Path(proxy): Path<String>) -> Response {
-    let Some(proxy_id) = proxy
-        .parse::<i64>()
-        .ok()
-        .filter(|id| state.core.snapshot().proxies.contains_key(id))
-    else {
+    let Ok(proxy_id) = proxy.parse::<i64>() else {
         return OAuthError::not_found().into_response();
     };
+    if !state.core.proxy_exists(proxy_id).await {
+        return OAuthError::not_found().into_response();
+    }
     let issuer = state.core.config().proxy_issuer(proxy_id);
     // RFC 8414 requires response_types_supported even without an authorization endpoint; the
     // empty list states that none is offered.

@@ -3,5 +3,6 @@
 // "IdP" and "OpenID" are terms of the field, not code identifiers that need backticks.
 #![allow(clippy::doc_markdown)]
 
+pub mod cases;
 pub mod idp;
 pub mod server;

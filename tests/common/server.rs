@@ -29,7 +29,7 @@ pub struct TestServer {
 pub fn test_config(dir: &Path) -> Config {
     let mut config = Config::default();
     config.database.url = format!("sqlite://{}", dir.join("xaa.db").display());
-    config.server.data_dir = dir.to_owned();
+    dir.clone_into(&mut config.server.data_dir);
     config.server.log_dir = dir.join("logs");
     config
 }

@@ -312,7 +312,10 @@ mod tests {
     use super::*;
 
     fn claims(value: serde_json::Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap()
+        match value {
+            Value::Object(map) => map,
+            other => panic!("test claims must be an object, got {other}"),
+        }
     }
 
     fn limits(now: i64) -> ClaimLimits {

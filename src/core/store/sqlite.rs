@@ -23,11 +23,14 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, NewClientCredential, ProviderRow, Store,
-    StoreError, StoreResult,
+    ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, NewClientCredential,
+    ProviderRow, Store, StoreError, StoreResult, StoredPresentation, apply_provider_patch,
+    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, jti_revocation_audit,
+    join_words, map_error, mapping_created_audit, millis, minute_of, opt_from_millis, parse_text,
+    repeat_presentation_outcome, split_words, subject_revocation_audit,
 };
 use crate::core::model::{
-    AccessTokenRecord, AuditEvent, AuditQuery, ClientMapping, IdJagRecord, JwksCacheEntry,
+    AccessTokenRecord, ActivityPoint, AuditEventType, AuditEvent, AuditQuery, ClientMapping, IdJagRecord, JwksCacheEntry,
     NewAuditEvent, NewMapping, NewProxy, Provider, ProviderPatch, Proxy, ProxyPatch,
     ResourceClient, Revocation, SigningKeyRecord, SubjectRevocation, TokenQuery, XaaStats,
 };
@@ -36,9 +39,6 @@ use crate::core::model::{
 const MAX_BATCH: usize = 512;
 /// Queued write jobs before callers wait for room.
 const QUEUE_DEPTH: usize = 4096;
-/// Default and maximum rows returned by listing calls.
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 10_000;
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type JobOutput = (bool, Box<dyn Any + Send>);
@@ -201,50 +201,6 @@ async fn run_in_savepoint(
 // ---------------------------------------------------------------------------------------------
 // Conversions
 
-fn millis(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-fn from_millis(value: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(value)
-        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {value} is out of range")))
-}
-
-fn opt_from_millis(value: Option<i64>) -> StoreResult<Option<DateTime<Utc>>> {
-    value.map(from_millis).transpose()
-}
-
-fn minute_of(at_millis: i64) -> i64 {
-    at_millis.div_euclid(60_000)
-}
-
-fn join_words(words: &[String]) -> String {
-    words.join(" ")
-}
-
-fn split_words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(str::to_owned).collect()
-}
-
-fn parse_text<T: FromStr<Err = String>>(text: &str, column: &str) -> StoreResult<T> {
-    text.parse()
-        .map_err(|error| StoreError::Corrupt(format!("column {column}: {error}")))
-}
-
-/// Maps sqlx errors once: missing rows become `NotFound`, constraint violations `Conflict`.
-fn map_error(error: sqlx::Error, what: &str) -> StoreError {
-    match &error {
-        sqlx::Error::RowNotFound => StoreError::NotFound(what.to_owned()),
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(format!("{what} already exists"))
-        }
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-            StoreError::Conflict(format!("{what} is still referenced"))
-        }
-        _ => StoreError::Database(error),
-    }
-}
-
 fn provider_from_row(row: &SqliteRow) -> StoreResult<Provider> {
     Ok(Provider {
         id: row.try_get("id")?,
@@ -272,10 +228,6 @@ fn proxy_from_row(row: &SqliteRow) -> StoreResult<Proxy> {
         created_at: from_millis(row.try_get("created_at")?)?,
     })
 }
-
-const MAPPING_SELECT: &str = "SELECT m.id, m.proxy_id, m.idp_provider_id, p.name AS provider_name, \
-     m.client_id_at_idp, m.client_id_at_resource_as, m.allowed_scopes, m.created_at \
-     FROM client_mappings m JOIN providers p ON p.id = m.idp_provider_id";
 
 fn mapping_from_row(row: &SqliteRow) -> StoreResult<ClientMapping> {
     Ok(ClientMapping {
@@ -349,7 +301,6 @@ fn jwks_from_row(row: &SqliteRow) -> StoreResult<JwksCacheEntry> {
 }
 
 fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
-    let fields: &str = row.try_get("fields")?;
     Ok(AuditEvent {
         id: row.try_get("id")?,
         at: from_millis(row.try_get("at")?)?,
@@ -358,8 +309,7 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
         proxy_id: row.try_get("proxy_id")?,
         idp_provider_id: row.try_get("idp_provider_id")?,
         reason_code: row.try_get("reason_code")?,
-        fields: serde_json::from_str(fields)
-            .map_err(|error| StoreError::Corrupt(format!("audit fields: {error}")))?,
+        fields: audit_fields_from_text(row.try_get("fields")?)?,
     })
 }
 
@@ -367,8 +317,7 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditEvent> {
 // Statements shared by several writes
 
 async fn insert_audit(conn: &mut SqliteConnection, event: &NewAuditEvent) -> StoreResult<()> {
-    let fields = serde_json::to_string(&event.fields)
-        .map_err(|error| StoreError::Corrupt(format!("audit fields: {error}")))?;
+    let fields = audit_fields_to_text(event)?;
     sqlx::query(
         "INSERT INTO audit_logs (at, event_type, actor, proxy_id, idp_provider_id, reason_code, \
          fields) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -380,6 +329,27 @@ async fn insert_audit(conn: &mut SqliteConnection, event: &NewAuditEvent) -> Sto
     .bind(event.idp_provider_id)
     .bind(&event.reason_code)
     .bind(fields)
+    .execute(&mut *conn)
+    .await?;
+    count_activity(conn, event).await
+}
+
+/// Counts exchange outcomes per proxy and minute for the activity chart.
+async fn count_activity(conn: &mut SqliteConnection, event: &NewAuditEvent) -> StoreResult<()> {
+    let (succeeded, failed) = match event.event_type {
+        AuditEventType::XaaTokenExchange => (1, 0),
+        AuditEventType::XaaTokenValidationFailed => (0, 1),
+        _ => return Ok(()),
+    };
+    sqlx::query(
+        "INSERT INTO exchange_activity (proxy_id, minute, succeeded, failed) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (proxy_id, minute) DO UPDATE SET succeeded = succeeded + excluded.succeeded, \
+         failed = failed + excluded.failed",
+    )
+    .bind(event.proxy_id.unwrap_or(0))
+    .bind(minute_of(millis(Utc::now())))
+    .bind(succeeded)
+    .bind(failed)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -533,15 +503,14 @@ async fn exchange_job(
     if presentation_count == 1 {
         count_new_token(conn, write.proxy_id, millis(write.expires_at), seen_at).await?;
     } else {
-        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-        if revoked_at.is_some() {
-            return Ok(ExchangeOutcome::Revoked);
-        }
-        let same_client = row.try_get::<&str, _>("client_id_at_resource_as")?
-            == write.client_id_at_resource_as
-            && row.try_get::<i64, _>("proxy_id")? == write.proxy_id;
-        if !(write.allow_reuse && same_client) {
-            return Ok(ExchangeOutcome::Replayed { presentation_count });
+        let stored = StoredPresentation {
+            proxy_id: row.try_get("proxy_id")?,
+            client_id_at_resource_as: row.try_get("client_id_at_resource_as")?,
+            presentation_count,
+            revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+        };
+        if let Some(rejected) = repeat_presentation_outcome(&write, &stored) {
+            return Ok(rejected);
         }
         touch_last_token(conn, write.proxy_id, seen_at).await?;
     }
@@ -633,12 +602,7 @@ async fn revoke_jti_job(
     if outcome.newly_revoked > 0 {
         bump_generation(conn).await?;
     }
-    let mut audit = audit.clone();
-    audit.fields.insert(
-        "already_revoked".into(),
-        (outcome.newly_revoked == 0).into(),
-    );
-    insert_audit(conn, &audit).await?;
+    insert_audit(conn, &jti_revocation_audit(audit, &outcome)).await?;
     Ok(outcome)
 }
 
@@ -707,9 +671,7 @@ async fn revoke_subject_job(
 
     bump_generation(conn).await?;
     let count = i64::try_from(revoked).unwrap_or(i64::MAX);
-    let mut audit = audit.clone();
-    audit.fields.insert("count".into(), count.into());
-    insert_audit(conn, &audit).await?;
+    insert_audit(conn, &subject_revocation_audit(audit, count)).await?;
     Ok(count)
 }
 
@@ -796,10 +758,6 @@ async fn mapping_stats(
         providers: row.try_get("providers")?,
         last_updated: opt_from_millis(last_updated)?,
     })
-}
-
-fn clamp_limit(limit: Option<i64>) -> i64 {
-    limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1068,9 +1026,7 @@ impl Store for SqliteStore {
                     .map_err(|error| map_error(error, &format!("client '{}'", credential.client_id)))?;
                 }
                 touch_mappings(conn, proxy_id).await?;
-                let mut audit = audit;
-                audit.fields.insert("mapping_id".into(), id.into());
-                insert_audit(conn, &audit).await?;
+                insert_audit(conn, &mapping_created_audit(&audit, id)).await?;
                 let sql = format!("{MAPPING_SELECT} WHERE m.id = ?");
                 let row = sqlx::query(&sql).bind(id).fetch_one(&mut *conn).await?;
                 mapping_from_row(&row)
@@ -1371,6 +1327,31 @@ impl Store for SqliteStore {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn activity(
+        &self,
+        proxy_id: Option<i64>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<ActivityPoint>> {
+        let rows = sqlx::query(
+            "SELECT minute, sum(succeeded) AS succeeded, sum(failed) AS failed \
+             FROM exchange_activity WHERE minute >= ?1 AND (?2 IS NULL OR proxy_id = ?2) \
+             GROUP BY minute ORDER BY minute",
+        )
+        .bind(minute_of(millis(since)))
+        .bind(proxy_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ActivityPoint {
+                    minute: from_millis(row.try_get::<i64, _>("minute")? * 60_000)?,
+                    succeeded: row.try_get("succeeded")?,
+                    failed: row.try_get("failed")?,
+                })
+            })
+            .collect()
+    }
+
     async fn failure_reasons(
         &self,
         proxy_id: Option<i64>,
@@ -1485,29 +1466,5 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.read.close().await;
-    }
-}
-
-fn apply_provider_patch(provider: &mut Provider, patch: ProviderPatch) {
-    if let Some(name) = patch.name {
-        provider.name = name;
-    }
-    if let Some(enabled) = patch.enabled {
-        provider.enabled = enabled;
-    }
-    if let Some(jwks_uri) = patch.jwks_uri {
-        provider.jwks_uri = jwks_uri;
-    }
-    if let Some(algs) = patch.allowed_algs {
-        provider.allowed_algs = algs;
-    }
-    if let Some(policy) = patch.replay_policy {
-        provider.replay_policy = policy;
-    }
-    if let Some(leeway) = patch.leeway_secs {
-        provider.leeway_secs = leeway;
-    }
-    if let Some(lifetime) = patch.max_lifetime_secs {
-        provider.max_lifetime_secs = lifetime;
     }
 }
