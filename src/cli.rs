@@ -228,14 +228,20 @@ pub enum RevokeCommand {
 
 /// The operator name recorded when `--revoked-by` is not given: `user@host`.
 pub fn default_actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/etc/hostname")
         .map_or_else(|_| "localhost".into(), |text| text.trim().to_owned());
     format!("{user}@{host}")
 }
 
 fn print<T: Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> String) -> Result<()> {
-    let out = if json { serde_json::to_string_pretty(value)? } else { text(value) };
+    let out = if json {
+        serde_json::to_string_pretty(value)?
+    } else {
+        text(value)
+    };
     #[expect(clippy::print_stdout, reason = "the CLI's output is its result")]
     {
         println!("{out}");
@@ -244,7 +250,9 @@ fn print<T: Serialize>(value: &T, json: bool, text: impl FnOnce(&T) -> String) -
 }
 
 fn done(message: &str) -> Result<()> {
-    print(&serde_json::json!({ "result": message }), false, |_| message.to_owned())
+    print(&serde_json::json!({ "result": message }), false, |_| {
+        message.to_owned()
+    })
 }
 
 /// Runs one of the store verbs against an opened core.
@@ -266,32 +274,70 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
                      JWKS cache      providers {}  keys {}  last updated {}\n\
                      Client mappings total {}  providers {}  last updated {}\n\
                      Revocation generation {}",
-                    t.total, t.active, t.revoked, when(t.last_token_at),
-                    j.total_providers, j.total_keys, when(j.last_updated),
-                    m.total_mappings, m.providers, when(m.last_updated),
+                    t.total,
+                    t.active,
+                    t.revoked,
+                    when(t.last_token_at),
+                    j.total_providers,
+                    j.total_keys,
+                    when(j.last_updated),
+                    m.total_mappings,
+                    m.providers,
+                    when(m.last_updated),
                     s.revocation_generation
                 )
             })
         }
-        Command::Tokens { proxy, subject, status, limit, output } => {
-            let query = TokenQuery { proxy_id: proxy, subject, status, limit: Some(limit), ..TokenQuery::default() };
+        Command::Tokens {
+            proxy,
+            subject,
+            status,
+            limit,
+            output,
+        } => {
+            let query = TokenQuery {
+                proxy_id: proxy,
+                subject,
+                status,
+                limit: Some(limit),
+                ..TokenQuery::default()
+            };
             let tokens = core.list_tokens(&query).await?;
             print(&tokens, output.json, |list| {
                 list.iter()
                     .map(|t| {
-                        let state = if t.revocation.is_some() { "revoked" } else { "recorded" };
+                        let state = if t.revocation.is_some() {
+                            "revoked"
+                        } else {
+                            "recorded"
+                        };
                         format!(
                             "{}  proxy {}  provider {}  sub {}  client {}  {}  seen {}x",
-                            t.jti, t.proxy_id, t.idp_provider_id, t.subject.escape_default(),
-                            t.client_id_at_resource_as, state, t.presentation_count
+                            t.jti,
+                            t.proxy_id,
+                            t.idp_provider_id,
+                            t.subject.escape_default(),
+                            t.client_id_at_resource_as,
+                            state,
+                            t.presentation_count
                         )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
         }
-        Command::Audit { event_type, proxy, limit, output } => {
-            let query = AuditQuery { event_type, proxy_id: proxy, limit: Some(limit), ..AuditQuery::default() };
+        Command::Audit {
+            event_type,
+            proxy,
+            limit,
+            output,
+        } => {
+            let query = AuditQuery {
+                event_type,
+                proxy_id: proxy,
+                limit: Some(limit),
+                ..AuditQuery::default()
+            };
             let events = core.query_audit(&query).await?;
             print(&events, output.json, |list| {
                 list.iter()
@@ -317,11 +363,17 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
 }
 
 fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    at.map_or_else(|| "never".into(), |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    at.map_or_else(
+        || "never".into(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 async fn run_provider(core: &Core, command: ProviderCommand) -> Result<()> {
-    let patch = |enabled| ProviderPatch { enabled: Some(enabled), ..ProviderPatch::default() };
+    let patch = |enabled| ProviderPatch {
+        enabled: Some(enabled),
+        ..ProviderPatch::default()
+    };
     match command {
         ProviderCommand::List(output) => {
             let providers = core.list_providers().await?;
@@ -330,17 +382,37 @@ async fn run_provider(core: &Core, command: ProviderCommand) -> Result<()> {
                     .map(|p| {
                         format!(
                             "{:>4}  {:<24} {:<5} {:<8} {}",
-                            p.id, p.name, p.kind, if p.enabled { "enabled" } else { "disabled" }, p.issuer
+                            p.id,
+                            p.name,
+                            p.kind,
+                            if p.enabled { "enabled" } else { "disabled" },
+                            p.issuer
                         )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
         }
-        ProviderCommand::Add { name, issuer, kind, jwks_uri, replay_policy, output } => {
-            let new = NewProvider { name, kind: Some(kind), issuer, jwks_uri, replay_policy, ..NewProvider::default() };
+        ProviderCommand::Add {
+            name,
+            issuer,
+            kind,
+            jwks_uri,
+            replay_policy,
+            output,
+        } => {
+            let new = NewProvider {
+                name,
+                kind: Some(kind),
+                issuer,
+                jwks_uri,
+                replay_policy,
+                ..NewProvider::default()
+            };
             let provider = core.create_provider(new).await?;
-            print(&provider, output.json, |p| format!("provider {} created for issuer {}", p.id, p.issuer))
+            print(&provider, output.json, |p| {
+                format!("provider {} created for issuer {}", p.id, p.issuer)
+            })
         }
         ProviderCommand::Enable { id } => {
             core.update_provider(id, patch(true)).await?;
@@ -362,7 +434,10 @@ async fn run_provider(core: &Core, command: ProviderCommand) -> Result<()> {
 }
 
 async fn run_proxy(core: &Core, command: ProxyCommand) -> Result<()> {
-    let issuance = |enabled| ProxyPatch { issuance_enabled: Some(enabled), ..ProxyPatch::default() };
+    let issuance = |enabled| ProxyPatch {
+        issuance_enabled: Some(enabled),
+        ..ProxyPatch::default()
+    };
     match command {
         ProxyCommand::List(output) => {
             let proxies = core.list_proxies().await?;
@@ -375,17 +450,35 @@ async fn run_proxy(core: &Core, command: ProxyCommand) -> Result<()> {
                             p.name,
                             p.kind,
                             core.config().proxy_issuer(p.id),
-                            if p.issuance_enabled { "" } else { "  (issuance off)" }
+                            if p.issuance_enabled {
+                                ""
+                            } else {
+                                "  (issuance off)"
+                            }
                         )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
         }
-        ProxyCommand::Add { name, kind, resource, output } => {
-            let proxy = core.create_proxy(NewProxy { name, kind, resource, require_resource: None }).await?;
+        ProxyCommand::Add {
+            name,
+            kind,
+            resource,
+            output,
+        } => {
+            let proxy = core
+                .create_proxy(NewProxy {
+                    name,
+                    kind,
+                    resource,
+                    require_resource: None,
+                })
+                .await?;
             let issuer = core.config().proxy_issuer(proxy.id);
-            print(&proxy, output.json, |p| format!("proxy {} created; issuer {issuer}", p.id))
+            print(&proxy, output.json, |p| {
+                format!("proxy {} created; issuer {issuer}", p.id)
+            })
         }
         ProxyCommand::DisableIssuance { id } => {
             core.update_proxy(id, issuance(false)).await?;
@@ -423,7 +516,14 @@ async fn run_mapping(core: &Core, command: MappingCommand, actor: &str) -> Resul
                     .join("\n")
             })
         }
-        MappingCommand::Add { proxy, provider, client_id_at_idp, client_id_at_resource_as, scopes, output } => {
+        MappingCommand::Add {
+            proxy,
+            provider,
+            client_id_at_idp,
+            client_id_at_resource_as,
+            scopes,
+            output,
+        } => {
             let new = NewMapping {
                 idp_provider_id: provider,
                 client_id_at_idp,
@@ -436,7 +536,10 @@ async fn run_mapping(core: &Core, command: MappingCommand, actor: &str) -> Resul
                     "mapping {} created\nclient {} secret (shown once): {secret}",
                     c.mapping.id, c.mapping.client_id_at_resource_as
                 ),
-                None => format!("mapping {} created (client already had a secret)", c.mapping.id),
+                None => format!(
+                    "mapping {} created (client already had a secret)",
+                    c.mapping.id
+                ),
             })
         }
         MappingCommand::Delete { proxy, id } => {
@@ -445,23 +548,45 @@ async fn run_mapping(core: &Core, command: MappingCommand, actor: &str) -> Resul
         }
         MappingCommand::RotateSecret { proxy, client_id } => {
             let secret = core.rotate_client_secret(proxy, &client_id).await?;
-            done(&format!("client {client_id} new secret (shown once): {secret}"))
+            done(&format!(
+                "client {client_id} new secret (shown once): {secret}"
+            ))
         }
     }
 }
 
 async fn run_revoke(core: &Core, command: RevokeCommand, actor: &str) -> Result<()> {
     match command {
-        RevokeCommand::Token { jti, reason, revoked_by, output } => {
+        RevokeCommand::Token {
+            jti,
+            reason,
+            revoked_by,
+            output,
+        } => {
             let result = core
-                .revoke_token(&jti, reason, Some(revoked_by.unwrap_or_else(|| actor.to_owned())))
+                .revoke_token(
+                    &jti,
+                    reason,
+                    Some(revoked_by.unwrap_or_else(|| actor.to_owned())),
+                )
                 .await
                 .wrap_err("revocation failed")?;
             print(&result, output.json, |r| r.message.clone())
         }
-        RevokeCommand::Subject { provider, subject, reason, revoked_by, output } => {
+        RevokeCommand::Subject {
+            provider,
+            subject,
+            reason,
+            revoked_by,
+            output,
+        } => {
             let result = core
-                .revoke_subject(provider, &subject, reason, Some(revoked_by.unwrap_or_else(|| actor.to_owned())))
+                .revoke_subject(
+                    provider,
+                    &subject,
+                    reason,
+                    Some(revoked_by.unwrap_or_else(|| actor.to_owned())),
+                )
                 .await
                 .wrap_err("revocation failed")?;
             print(&result, output.json, |r| r.message.clone())

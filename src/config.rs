@@ -307,3 +307,73 @@ fn invalid(key: &'static str, value: impl fmt::Display, problem: &str) -> Config
         problem: problem.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_matches_defaults() {
+        let shipped = Config::from_toml(DEFAULT_CONFIG_TOML).expect("config.toml parses");
+        let defaults = Config::default();
+        assert_eq!(
+            serde_json::to_value(&shipped).unwrap(),
+            serde_json::to_value(&defaults).unwrap(),
+            "config.toml must state the built-in defaults"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = Config::from_toml("[server]\npublic_adr = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(error.to_string().contains("public_adr"), "{error}");
+        let error = Config::from_toml("[nonsense]\nx = 1\n").unwrap_err();
+        assert!(error.to_string().contains("nonsense"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_and_fix() {
+        let cases = [
+            ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+            (
+                "[server]\npublic_url = \"not a url\"\n",
+                "server.public_url",
+            ),
+            (
+                "[server]\npublic_url = \"ftp://host\"\n",
+                "server.public_url",
+            ),
+            (
+                "[exchange]\naccess_token_lifetime_secs = 5\n",
+                "exchange.access_token_lifetime_secs",
+            ),
+            (
+                "[exchange]\nsigning_alg = \"HS256\"\n",
+                "exchange.signing_alg",
+            ),
+            ("[providers]\nleeway_secs = 301\n", "providers.leeway_secs"),
+            ("[tui]\nrefresh_secs = 0\n", "tui.refresh_secs"),
+        ];
+        for (text, key) in cases {
+            let error = Config::from_toml(text).unwrap_err().to_string();
+            assert!(error.contains(key), "{text:?} gave {error}");
+        }
+    }
+
+    #[test]
+    fn database_password_is_redacted() {
+        let settings = DatabaseSettings {
+            url: "postgres://xaa:hunter2@db/xaa".into(),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
+
+    #[test]
+    fn proxy_issuer_joins_without_double_slash() {
+        let mut config = Config::default();
+        config.server.public_url = "https://gw.example/".into();
+        assert_eq!(config.proxy_issuer(7), "https://gw.example/proxies/7");
+    }
+}

@@ -5,6 +5,8 @@
 //! `xaa demo` can generate traffic. It binds to loopback only and must never be exposed: anyone
 //! who can reach `/mint` can obtain ID-JAGs for any subject.
 
+pub mod traffic;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -47,6 +49,9 @@ pub struct MintRequest {
     pub resource: Option<String>,
     /// Lifetime in seconds; 300 when absent, at most 3600.
     pub ttl: Option<i64>,
+    /// Seconds to move `iat` (and so `exp`) into the past, to produce expired ID-JAGs.
+    #[serde(default)]
+    pub backdate_secs: Option<i64>,
 }
 
 /// The demonstration IdP: its issuer and its one signing key.
@@ -90,7 +95,7 @@ impl DemoIdp {
 
     /// Signs an ID-JAG (`typ: oauth-id-jag+jwt`, ES256).
     pub fn mint(&self, request: &MintRequest) -> Result<String, DemoError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = chrono::Utc::now().timestamp() - request.backdate_secs.unwrap_or(0).max(0);
         let ttl = request.ttl.unwrap_or(300).clamp(1, 3600);
         let mut claims = json!({
             "iss": self.issuer,
@@ -152,4 +157,81 @@ pub async fn bind(addr: SocketAddr) -> Result<(Arc<DemoIdp>, TcpListener), DemoE
     let listener = TcpListener::bind(addr).await?;
     let issuer = format!("http://{}", listener.local_addr()?);
     Ok((Arc::new(DemoIdp::generate(issuer)?), listener))
+}
+
+/// Creates the demo provider, two proxies and their client mappings, and returns the clients
+/// (with their one-time secrets) for the traffic generator.
+pub async fn seed(
+    core: &crate::core::Core,
+    idp: &DemoIdp,
+) -> Result<Vec<traffic::DemoClient>, crate::core::CoreError> {
+    use crate::core::model::{NewMapping, NewProvider, NewProxy, ProviderKind, ProxyKind};
+
+    let provider = core
+        .create_provider(NewProvider {
+            name: "Demo IdP".into(),
+            kind: Some(ProviderKind::Okta),
+            issuer: idp.issuer().to_owned(),
+            ..NewProvider::default()
+        })
+        .await?;
+    let mcp = core
+        .create_proxy(NewProxy {
+            name: "mcp-tools".into(),
+            kind: ProxyKind::Mcp,
+            ..NewProxy::default()
+        })
+        .await?;
+    let llm = core
+        .create_proxy(NewProxy {
+            name: "llm-gateway".into(),
+            kind: ProxyKind::Llm,
+            ..NewProxy::default()
+        })
+        .await?;
+
+    let plan = [
+        (
+            mcp.id,
+            "0oa-demo-agent",
+            "agent-at-mcp-tools",
+            "openid profile mcp:tools",
+        ),
+        (
+            mcp.id,
+            "0oa-demo-ci-bot",
+            "ci-bot-at-mcp-tools",
+            "openid mcp:read_tools",
+        ),
+        (
+            llm.id,
+            "0oa-demo-agent",
+            "agent-at-llm-gateway",
+            "openid llm:chat",
+        ),
+    ];
+    let mut clients = Vec::new();
+    for (proxy_id, at_idp, at_as, scopes) in plan {
+        let created = core
+            .create_mapping(
+                proxy_id,
+                NewMapping {
+                    idp_provider_id: provider.id,
+                    client_id_at_idp: at_idp.into(),
+                    client_id_at_resource_as: at_as.into(),
+                    allowed_scopes: scopes.split(' ').map(str::to_owned).collect(),
+                },
+                "demo",
+            )
+            .await?;
+        clients.push(traffic::DemoClient {
+            proxy_id,
+            provider_id: provider.id,
+            client_id_at_idp: at_idp.into(),
+            client_id_at_resource_as: at_as.into(),
+            secret: created.client_secret.unwrap_or_default(),
+            scope: scopes.into(),
+        });
+    }
+    Ok(clients)
 }

@@ -79,15 +79,23 @@ fn init_server_logging(log_dir: &Path) -> Option<tracing_appender::non_blocking:
         Ok(()) => {
             let appender = tracing_appender::rolling::never(log_dir, "xaa.log");
             let (writer, guard) = tracing_appender::non_blocking(appender);
-            let layer = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(writer);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(writer);
             (Some(layer.with_filter_from(filter())), Some(guard))
         }
         Err(error) => {
-            eprintln!("warning: cannot create log directory {}: {error}", log_dir.display());
+            eprintln!(
+                "warning: cannot create log directory {}: {error}",
+                log_dir.display()
+            );
             (None, None)
         }
     };
-    tracing_subscriber::registry().with(stdout).with(file_layer).init();
+    tracing_subscriber::registry()
+        .with(stdout)
+        .with(file_layer)
+        .init();
     guard
 }
 
@@ -137,7 +145,10 @@ async fn serve(config: Config) -> Result<()> {
     );
     let core = Core::open(config).await.wrap_err("cannot open the store")?;
     tracing::info!(%public_addr, %admin_addr, public_url = %core.config().server.public_url, "xaa serving");
-    let state = AppState { core: core.clone(), admin_token: admin_token.into() };
+    let state = AppState {
+        core: core.clone(),
+        admin_token: admin_token.into(),
+    };
     server::serve(state, public, admin, shutdown_signal()).await?;
     core.shutdown().await;
     tracing::info!("xaa stopped");
@@ -145,14 +156,18 @@ async fn serve(config: Config) -> Result<()> {
 }
 
 async fn run_demo_idp(addr: std::net::SocketAddr) -> Result<()> {
-    let (idp, listener) = xaa::demo::bind(addr).await.wrap_err("cannot start the demo IdP")?;
+    let (idp, listener) = xaa::demo::bind(addr)
+        .await
+        .wrap_err("cannot start the demo IdP")?;
     print_line(&format!(
         "demo IdP issuer {issuer}\n  discovery {issuer}/.well-known/openid-configuration\n  \
          mint an ID-JAG: curl -s {issuer}/mint -d aud=ISSUER_OF_PROXY -d client_id=CLIENT -d sub=USER\n\
          Press Ctrl-C to stop.",
         issuer = idp.issuer()
     ));
-    axum::serve(listener, idp.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, idp.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     Ok(())
 }
 

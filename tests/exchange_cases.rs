@@ -3,11 +3,14 @@
 //! that a rejected request stored and issued nothing. Each test function shares one IdP and one
 //! server among its cases.
 
+// The case tables are long lists of short entries, and splitting them would scatter a topic.
+#![allow(clippy::too_many_lines)]
+
 mod common;
 
 use common::cases::{
-    CLIENT_ASSERTION_TYPE, Case, Expect, JWT_BEARER, TokenRequest, access_tokens_for,
-    add_client, admin_json, check_cases, wait_for_key_fetch,
+    CLIENT_ASSERTION_TYPE, Case, Expect, JWT_BEARER, TokenRequest, access_tokens_for, add_client,
+    admin_json, check_cases, wait_for_key_fetch,
 };
 use common::idp::{self, KeyChoice, Mode, RsaAlg, TestIdp, unix_now};
 use common::server::TestServer;
@@ -42,7 +45,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Valid ID-JAG claims for this client at this proxy.
+    /// Builds valid ID-JAG claims for this client at this proxy.
     fn claims(&self) -> Value {
         self.idp
             .claims(&self.server.issuer(self.proxy), self.client, SUBJECT)
@@ -55,37 +58,27 @@ impl Ctx<'_> {
     }
 
     fn request(&self, assertion: &str) -> TokenRequest {
-        TokenRequest::new(
-            self.server,
-            self.proxy,
-            self.client,
-            self.secret,
-            assertion,
-        )
+        TokenRequest::new(self.server, self.proxy, self.client, self.secret, assertion)
     }
 
-    /// A valid request with a fresh RS256 ID-JAG.
+    /// Builds a valid request with a fresh RS256 ID-JAG.
     fn valid(&self) -> TokenRequest {
         self.request(&self.idp.mint(&self.claims()))
     }
 
-    /// A request whose ID-JAG claims are changed by `edit`, signed with the primary key.
+    /// Builds a request whose ID-JAG claims are changed by `edit`, signed with the primary key.
     fn with_claims(&self, edit: impl FnOnce(&mut Map<String, Value>)) -> TokenRequest {
         self.request(&self.idp.mint(&self.edited(edit)))
     }
 
-    /// A request whose JOSE header is changed by `edit`, signed with the primary key.
+    /// Builds a request whose JOSE header is changed by `edit`, signed with the primary key.
     fn with_header(&self, edit: impl FnOnce(&mut Map<String, Value>)) -> TokenRequest {
         let mut header = self.idp.header_for(&KeyChoice::Rsa);
         edit(header.as_object_mut().expect("the header is a JSON object"));
-        self.request(
-            &self
-                .idp
-                .sign_json(&header, &self.claims(), &KeyChoice::Rsa),
-        )
+        self.request(&self.idp.sign_json(&header, &self.claims(), &KeyChoice::Rsa))
     }
 
-    /// A request with an ID-JAG signed by `key` under the header that fits it.
+    /// Builds a request with an ID-JAG signed by `key` under the header that fits it.
     fn signed_by(&self, key: &KeyChoice) -> TokenRequest {
         self.request(&self.idp.mint_with(key, &self.claims()))
     }
@@ -108,7 +101,7 @@ async fn trusted_provider(server: &TestServer, issuer: &str, extra: Value) -> i6
     provider
 }
 
-/// A `private_key_jwt` client assertion for `c1`, signed by a key xaa never saw.
+/// Signs a `private_key_jwt` client assertion for `c1` with a key xaa never saw.
 fn client_assertion(idp: &TestIdp, audience: &str) -> String {
     let now = unix_now();
     let header = json!({
@@ -137,10 +130,24 @@ async fn http_layer_and_client_authentication() {
     let proxy = server.add_proxy("tools", json!({})).await;
     let other_proxy = server.add_proxy("other", json!({})).await;
     let (_, secret) = add_client(&server, proxy, provider, "0oa-c1", "c1", ALLOWED_SCOPES).await;
-    let (_, other_secret) =
-        add_client(&server, other_proxy, provider, "0oa-c1", "c1", ALLOWED_SCOPES).await;
-    let (_, cimd_secret) =
-        add_client(&server, proxy, provider, "0oa-cimd", CIMD_CLIENT, ALLOWED_SCOPES).await;
+    let (_, other_secret) = add_client(
+        &server,
+        other_proxy,
+        provider,
+        "0oa-c1",
+        "c1",
+        ALLOWED_SCOPES,
+    )
+    .await;
+    let (_, cimd_secret) = add_client(
+        &server,
+        proxy,
+        provider,
+        "0oa-cimd",
+        CIMD_CLIENT,
+        ALLOWED_SCOPES,
+    )
+    .await;
     let ctx = Ctx {
         idp: &idp,
         server: &server,
@@ -153,16 +160,15 @@ async fn http_layer_and_client_authentication() {
         secret: &cimd_secret,
         ..ctx
     };
-    let form_without_type = || {
+    let form_body = || {
         let form = [
             ("grant_type", JWT_BEARER.to_owned()),
             ("assertion", idp.mint(&ctx.claims())),
         ];
         serde_urlencoded::to_string(form).expect("form encodes")
     };
-    let json_body = || {
-        json!({ "grant_type": JWT_BEARER, "assertion": idp.mint(&ctx.claims()) }).to_string()
-    };
+    let json_body =
+        || json!({ "grant_type": JWT_BEARER, "assertion": idp.mint(&ctx.claims()) }).to_string();
     let private_key_jwt = |audience: &str| {
         ctx.valid()
             .without_basic()
@@ -173,9 +179,11 @@ async fn http_layer_and_client_authentication() {
     let replayed_client_assertion = client_assertion(&idp, &server.issuer(proxy));
 
     let cases = vec![
-        Case::new("GET on the token endpoint", Expect::MethodNotAllowed, || {
-            ctx.valid().method(Method::GET)
-        }),
+        Case::new(
+            "GET on the token endpoint",
+            Expect::MethodNotAllowed,
+            || ctx.valid().method(Method::GET),
+        ),
         Case::new("unknown proxy id", Expect::NotFound, || {
             ctx.valid().url(&server.token_endpoint(999_999))
         }),
@@ -183,13 +191,16 @@ async fn http_layer_and_client_authentication() {
             let url = format!("{}/proxies/tools/oauth2/token", server.public_url);
             ctx.valid().url(&url)
         }),
-        Case::new("JSON body instead of a form", Expect::invalid_request(), || {
-            ctx.valid()
-                .raw_body(Some("application/json"), &json_body())
-        }),
-        Case::new("form body without Content-Type", Expect::invalid_request(), || {
-            ctx.valid().raw_body(None, &form_without_type())
-        }),
+        Case::new(
+            "JSON body instead of a form",
+            Expect::invalid_request(),
+            || ctx.valid().raw_body(Some("application/json"), &json_body()),
+        ),
+        Case::new(
+            "form body without Content-Type",
+            Expect::invalid_request(),
+            || ctx.valid().raw_body(None, &form_body()),
+        ),
         Case::new("grant_type missing", Expect::invalid_request(), || {
             ctx.valid().without("grant_type")
         }),
@@ -223,9 +234,24 @@ async fn http_layer_and_client_authentication() {
         Case::new("assertion empty", Expect::invalid_request(), || {
             ctx.valid().set("assertion", "")
         }),
-        Case::new("two assertion parameters", Expect::invalid_request(), || {
-            ctx.valid().param("assertion", &idp.mint(&ctx.claims()))
+        Case::new(
+            "two assertion parameters",
+            Expect::invalid_request(),
+            || ctx.valid().param("assertion", &idp.mint(&ctx.claims())),
+        ),
+        Case::new("request body over 64 KiB", Expect::BodyTooLarge, || {
+            ctx.valid().param("padding", &"p".repeat(65 * 1024))
         }),
+        Case::new(
+            "form Content-Type with a charset",
+            Expect::issued(GRANTED),
+            || {
+                ctx.valid().raw_body(
+                    Some("application/x-www-form-urlencoded; charset=UTF-8"),
+                    &form_body(),
+                )
+            },
+        ),
         Case::new(
             "no client authentication",
             Expect::invalid_client(None),
@@ -235,6 +261,24 @@ async fn http_layer_and_client_authentication() {
             "public client sending only client_id",
             Expect::invalid_client(None),
             || ctx.valid().without_basic().param("client_id", "c1"),
+        ),
+        Case::new(
+            "Authorization Bearer instead of Basic",
+            Expect::invalid_client(None),
+            || {
+                ctx.valid()
+                    .without_basic()
+                    .header("Authorization", "Bearer some-token")
+            },
+        ),
+        Case::new(
+            "Basic credentials that are not base64",
+            Expect::invalid_client(None),
+            || {
+                ctx.valid()
+                    .without_basic()
+                    .header("Authorization", "Basic %%%not-base64")
+            },
         ),
         Case::new(
             "wrong secret in Basic",
@@ -349,9 +393,8 @@ async fn assertion_syntax_header_and_signature() {
         parts.truncate(count);
         ctx.request(&parts.join("."))
     };
-    let raw = |header: &str, payload: &str| {
-        ctx.request(&idp.sign_raw(header, payload, &KeyChoice::Rsa))
-    };
+    let raw =
+        |header: &str, payload: &str| ctx.request(&idp.sign_raw(header, payload, &KeyChoice::Rsa));
     let header_text = || idp.header_for(&KeyChoice::Rsa).to_string();
     let claims_text = || ctx.claims().to_string();
 
@@ -401,11 +444,9 @@ async fn assertion_syntax_header_and_signature() {
             Expect::grant("malformed_jws"),
             || raw(r#"["typ","alg"]"#, &claims_text()),
         ),
-        Case::new(
-            "header is not JSON",
-            Expect::grant("malformed_jws"),
-            || raw("typ=oauth-id-jag+jwt", &claims_text()),
-        ),
+        Case::new("header is not JSON", Expect::grant("malformed_jws"), || {
+            raw("typ=oauth-id-jag+jwt", &claims_text())
+        }),
         Case::new(
             "payload is invalid UTF-8",
             Expect::grant("malformed_jws"),
@@ -618,7 +659,15 @@ async fn claim_validation() {
     let other_proxy = server.add_proxy("other", json!({})).await;
     let (_, secret) = add_client(&server, proxy, provider, "0oa-c1", "c1", ALLOWED_SCOPES).await;
     add_client(&server, proxy, provider, "0oa-c2", "c2", ALLOWED_SCOPES).await;
-    add_client(&server, other_proxy, provider, "0oa-c1", "c1", ALLOWED_SCOPES).await;
+    add_client(
+        &server,
+        other_proxy,
+        provider,
+        "0oa-c1",
+        "c1",
+        ALLOWED_SCOPES,
+    )
+    .await;
     let ctx = Ctx {
         idp: &idp,
         server: &server,
@@ -627,13 +676,19 @@ async fn claim_validation() {
         secret: &secret,
     };
     let untrusted_issuer = || {
-        let claims = ctx.edited(|claims| set(claims, "iss", json!("https://idp.untrusted.example")));
+        let claims =
+            ctx.edited(|claims| set(claims, "iss", json!("https://idp.untrusted.example")));
         ctx.request(&idp.mint_with(&KeyChoice::Attacker, &claims))
     };
 
     let mut cases = issuer_and_audience_cases(&ctx, other_proxy);
     cases.extend(time_cases(&ctx));
     cases.extend([
+        Case::new(
+            "iss of the trusted IdP with a trailing slash",
+            Expect::grant("issuer_untrusted"),
+            || ctx.with_claims(|claims| set(claims, "iss", json!(format!("{}/", idp.issuer())))),
+        ),
         Case::new(
             "iss untrusted, signed by its own key",
             Expect::grant("issuer_untrusted"),
@@ -708,11 +763,9 @@ async fn claim_validation() {
         ),
         // xaa keeps no user directory: the IdP `sub` is the subject, so a subject never seen
         // before is accepted and `sub_id` never replaces it.
-        Case::new(
-            "subject never seen before",
-            Expect::issued(GRANTED),
-            || ctx.with_claims(|claims| set(claims, "sub", json!("new-user-7f3a"))),
-        ),
+        Case::new("subject never seen before", Expect::issued(GRANTED), || {
+            ctx.with_claims(|claims| set(claims, "sub", json!("new-user-7f3a")))
+        }),
         Case::new(
             "sub_id of an unlinked SAML issuer is not used",
             Expect::issued(GRANTED),
@@ -808,11 +861,15 @@ fn issuer_and_audience_cases<'a>(ctx: &'a Ctx<'a>, other_proxy: i64) -> Vec<Case
             Expect::grant("audience_mismatch"),
             move || ctx.with_claims(|claims| set(claims, "aud", json!([]))),
         ),
-        Case::new("aud missing", Expect::grant("audience_mismatch"), move || {
-            ctx.with_claims(|claims| {
-                claims.remove("aud");
-            })
-        }),
+        Case::new(
+            "aud missing",
+            Expect::grant("audience_mismatch"),
+            move || {
+                ctx.with_claims(|claims| {
+                    claims.remove("aud");
+                })
+            },
+        ),
     ]
 }
 
@@ -853,17 +910,15 @@ fn time_cases<'a>(ctx: &'a Ctx<'a>) -> Vec<Case<'a>> {
         Case::new(
             "exp is a string",
             Expect::grant("claim_type_invalid"),
-            move || ctx.with_claims(|claims| set(claims, "exp", json!((unix_now() + 300).to_string()))),
-        ),
-        Case::new(
-            "exp with a fraction",
-            Expect::issued(GRANTED),
             move || {
-                #[expect(clippy::cast_precision_loss, reason = "Unix seconds fit in 53 bits")]
-                let exp = (unix_now() + 300) as f64 + 0.5;
-                ctx.with_claims(|claims| set(claims, "exp", json!(exp)))
+                ctx.with_claims(|claims| set(claims, "exp", json!((unix_now() + 300).to_string())))
             },
         ),
+        Case::new("exp with a fraction", Expect::issued(GRANTED), move || {
+            #[expect(clippy::cast_precision_loss, reason = "Unix seconds fit in 53 bits")]
+            let exp = (unix_now() + 300) as f64 + 0.5;
+            ctx.with_claims(|claims| set(claims, "exp", json!(exp)))
+        }),
         Case::new(
             "exp beyond any date",
             Expect::grant("claim_type_invalid"),
@@ -877,10 +932,14 @@ fn time_cases<'a>(ctx: &'a Ctx<'a>) -> Vec<Case<'a>> {
                 times(Some(now), Some(now + 3600), None)
             },
         ),
-        Case::new("exp before iat", Expect::grant("exp_before_iat"), move || {
-            let now = unix_now();
-            times(Some(now), Some(now - 10), None)
-        }),
+        Case::new(
+            "exp before iat",
+            Expect::grant("exp_before_iat"),
+            move || {
+                let now = unix_now();
+                times(Some(now), Some(now - 10), None)
+            },
+        ),
         Case::new("iat missing", Expect::grant("iat_missing"), move || {
             times(None, Some(unix_now() + 300), None)
         }),
@@ -1001,7 +1060,8 @@ async fn scope_and_resource_narrowing() {
             Expect::issued(GRANTED),
             || {
                 ctx.with_claims(|claims| {
-                    let details = json!([{ "type": "payment_initiation", "actions": ["initiate"] }]);
+                    let details =
+                        json!([{ "type": "payment_initiation", "actions": ["initiate"] }]);
                     set(claims, "authorization_details", details);
                 })
             },
@@ -1087,14 +1147,13 @@ async fn replay_revocation_and_admin_switches() {
     )
     .await;
     let proxy = server.add_proxy("tools", json!({})).await;
-    let (_, secret) =
-        add_client(&server, proxy, single_use, "0oa-c1", "c1", ALLOWED_SCOPES).await;
+    let (_, secret) = add_client(&server, proxy, single_use, "0oa-c1", "c1", ALLOWED_SCOPES).await;
     server
         .add_mapping(proxy, reuse, "0oa-c1", "c1", ALLOWED_SCOPES)
         .await;
     let (_, c2_secret) = add_client(&server, proxy, reuse, "0oa-c2", "c2", ALLOWED_SCOPES).await;
     // This mapping also matches ID-JAGs whose client_id is "c1", so c3 passes the mapping check
-    // and only the replay record tells it apart from the client that first presented one.
+    // and only the replay record distinguishes it from the client that first presented one.
     let (_, c3_secret) = add_client(&server, proxy, reuse, "c1", "c3", ALLOWED_SCOPES).await;
     let ctx = Ctx {
         idp: &idp,
@@ -1116,9 +1175,11 @@ async fn replay_revocation_and_admin_switches() {
     check_cases(
         &server,
         vec![
-            Case::new("single-use: first presentation", Expect::issued(GRANTED), || {
-                ctx.request(&single_use_token)
-            }),
+            Case::new(
+                "single-use: first presentation",
+                Expect::issued(GRANTED),
+                || ctx.request(&single_use_token),
+            ),
             Case::new(
                 "single-use: second presentation",
                 Expect::grant("replayed"),
@@ -1209,7 +1270,8 @@ async fn replay_revocation_and_admin_switches() {
     )
     .await;
 
-    // The issuance kill switch answers only an authenticated client.
+    // The issuance kill switch applies after client authentication, so a wrong secret still
+    // gets invalid_client.
     let proxy_path = format!("/api/v1/proxies/{proxy}");
     admin_json(
         &server,
@@ -1243,13 +1305,23 @@ async fn replay_revocation_and_admin_switches() {
     .await;
     check_cases(
         &server,
-        vec![Case::new("issuance switched on again", Expect::issued(GRANTED), || ctx.valid())],
+        vec![Case::new(
+            "issuance switched on again",
+            Expect::issued(GRANTED),
+            || ctx.valid(),
+        )],
     )
     .await;
 
     // A disabled provider is not trusted, and enabling it again restores trust.
     let provider_path = format!("/api/v1/providers/{single_use}");
-    admin_json(&server, Method::PATCH, &provider_path, Some(json!({ "enabled": false }))).await;
+    admin_json(
+        &server,
+        Method::PATCH,
+        &provider_path,
+        Some(json!({ "enabled": false })),
+    )
+    .await;
     check_cases(
         &server,
         vec![Case::new(
@@ -1259,10 +1331,20 @@ async fn replay_revocation_and_admin_switches() {
         )],
     )
     .await;
-    admin_json(&server, Method::PATCH, &provider_path, Some(json!({ "enabled": true }))).await;
+    admin_json(
+        &server,
+        Method::PATCH,
+        &provider_path,
+        Some(json!({ "enabled": true })),
+    )
+    .await;
     check_cases(
         &server,
-        vec![Case::new("provider enabled again", Expect::issued(GRANTED), || ctx.valid())],
+        vec![Case::new(
+            "provider enabled again",
+            Expect::issued(GRANTED),
+            || ctx.valid(),
+        )],
     )
     .await;
 
@@ -1271,8 +1353,8 @@ async fn replay_revocation_and_admin_switches() {
 }
 
 /// Deleting a mapping stops its ID-JAGs at once. While the client has another mapping it still
-/// authenticates (`invalid_grant`); after its last mapping its credential is gone
-/// (`invalid_client`).
+/// authenticates and gets `invalid_grant`. Deleting its last mapping also deletes its
+/// credential, so it gets `invalid_client`.
 async fn deleted_mappings(ctx: &Ctx<'_>, provider: i64) {
     let server = ctx.server;
     let (first, secret) =
@@ -1282,6 +1364,7 @@ async fn deleted_mappings(ctx: &Ctx<'_>, provider: i64) {
         .await["id"]
         .as_i64()
         .expect("mapping id");
+
     let c4 = Ctx {
         client: "c4",
         secret: &secret,
@@ -1291,13 +1374,22 @@ async fn deleted_mappings(ctx: &Ctx<'_>, provider: i64) {
         c4.with_claims(move |claims| set(claims, "client_id", json!(client_at_idp)))
     };
     let mappings = format!("/api/v1/proxies/{}/xaa/client-mappings", ctx.proxy);
-    admin_json(server, Method::DELETE, &format!("{mappings}/{second}"), None).await;
+
+    admin_json(
+        server,
+        Method::DELETE,
+        &format!("{mappings}/{second}"),
+        None,
+    )
+    .await;
     check_cases(
         server,
         vec![
-            Case::new("ID-JAG of a deleted mapping", Expect::grant("no_mapping"), || {
-                via("0oa-c4b")
-            }),
+            Case::new(
+                "ID-JAG of a deleted mapping",
+                Expect::grant("no_mapping"),
+                || via("0oa-c4b"),
+            ),
             Case::new(
                 "ID-JAG of the mapping that remains",
                 Expect::issued(GRANTED),
@@ -1306,6 +1398,7 @@ async fn deleted_mappings(ctx: &Ctx<'_>, provider: i64) {
         ],
     )
     .await;
+
     admin_json(server, Method::DELETE, &format!("{mappings}/{first}"), None).await;
     check_cases(
         server,
@@ -1361,7 +1454,9 @@ async fn jwks_rotation_and_outage() {
         ctx.request(&idp.sign_json(&header, &ctx.claims(), &key))
     };
 
-    let cached = Case::new("key in the cached set", Expect::issued(GRANTED), || ctx.valid());
+    let cached = Case::new("key in the cached set", Expect::issued(GRANTED), || {
+        ctx.valid()
+    });
     check_with_fetches(&server, &idp, cached, 0).await;
     let single_rsa = Case::new(
         "no kid while the IdP has one RS256 key",

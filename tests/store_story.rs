@@ -3,6 +3,9 @@
 //! example `postgres://postgres@127.0.0.1:5432/test`). Each PostgreSQL run creates its own
 //! schema and drops it at the end, so concurrent runs never share tables.
 
+// The story's helpers are test code too: a store error there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -10,9 +13,9 @@ use serde_json::{Map, Value, json};
 use sqlx::Connection as _;
 use sqlx::postgres::PgConnection;
 use xaa::core::model::{
-    AuditEventType, AuditQuery, JwksCacheEntry, NewAuditEvent, NewMapping, NewProxy,
-    ProviderKind, ProviderPatch, ProxyKind, ProxyPatch, ReplayPolicy, Revocation,
-    SigningKeyRecord, SubjectRevocation, TokenQuery,
+    AuditEventType, AuditQuery, JwksCacheEntry, NewAuditEvent, NewMapping, NewProxy, ProviderKind,
+    ProviderPatch, ProxyKind, ProxyPatch, ReplayPolicy, Revocation, SigningKeyRecord,
+    SubjectRevocation, TokenQuery,
 };
 use xaa::core::open_store;
 use xaa::core::store::{
@@ -52,20 +55,20 @@ async fn postgres_store_story() {
     let mut url = url::Url::parse(&base_url).unwrap();
     url.query_pairs_mut()
         .append_pair("options[search_path]", &schema);
-    let stores = (open_store(url.as_str()).await, open_store(url.as_str()).await);
+    let stores = (
+        open_store(url.as_str()).await,
+        open_store(url.as_str()).await,
+    );
     // The story runs in its own task so that a failed assertion still reaches the cleanup.
     let outcome = match stores {
-        (Ok(store), Ok(second)) => {
-            let outcome = tokio::spawn(async move {
-                story(Arc::clone(&store)).await;
-                replay_across_instances(Arc::clone(&store), Arc::clone(&second)).await;
-                second.close().await;
-                store.close().await;
-            })
-            .await
-            .map_err(tokio::task::JoinError::into_panic);
-            outcome
-        }
+        (Ok(store), Ok(second)) => tokio::spawn(async move {
+            story(Arc::clone(&store)).await;
+            replay_across_instances(Arc::clone(&store), Arc::clone(&second)).await;
+            second.close().await;
+            store.close().await;
+        })
+        .await
+        .map_err(tokio::task::JoinError::into_panic),
         (first, second) => Err(Box::new(format!(
             "opening the PostgreSQL store failed: {:?}, {:?}",
             first.err(),
@@ -86,7 +89,8 @@ async fn postgres_store_story() {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// The current time at the stores' millisecond precision, so stored times compare equal.
+/// Returns the current time at the stores' millisecond precision, so stored times compare
+/// equal.
 fn now_ms() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
 }
@@ -127,8 +131,8 @@ fn failure(proxy_id: i64, provider_id: i64, reason: &str) -> NewAuditEvent {
     }
 }
 
-/// A first presentation by client `as-client` that expires 30 minutes after `seen_at` and is
-/// not allowed to be reused; tests change fields for other cases.
+/// Builds a first presentation by client `as-client` that expires 30 minutes after `seen_at`
+/// and may not be reused. Tests change fields for other cases.
 fn presentation(
     provider_id: i64,
     proxy_id: i64,
@@ -137,7 +141,11 @@ fn presentation(
     seen_at: DateTime<Utc>,
 ) -> ExchangeWrite {
     let expires_at = seen_at + Duration::minutes(30);
-    let mut success = event(AuditEventType::XaaTokenExchange, Some(proxy_id), provider_id);
+    let mut success = event(
+        AuditEventType::XaaTokenExchange,
+        Some(proxy_id),
+        provider_id,
+    );
     success.fields.insert("jti".into(), jti.into());
     ExchangeWrite {
         idp_provider_id: provider_id,
@@ -207,7 +215,10 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(provider.name, "okta-main");
     assert_eq!(provider.kind, ProviderKind::Okta);
     assert_eq!(provider.issuer, "https://idp.example/");
-    assert_eq!(provider.jwks_uri.as_deref(), Some("https://idp.example/keys"));
+    assert_eq!(
+        provider.jwks_uri.as_deref(),
+        Some("https://idp.example/keys")
+    );
     assert!(provider.enabled);
     assert_eq!(provider.allowed_algs, ["RS256", "ES256"]);
     assert_eq!(provider.replay_policy, ReplayPolicy::SingleUse);
@@ -219,9 +230,15 @@ async fn story(store: Arc<dyn Store>) {
     let duplicate = store
         .create_provider(&provider_row("okta-main", "https://other.example/"))
         .await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
     let missing = store.get_provider(provider.id + 1000).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 
     let patch = ProviderPatch {
         jwks_uri: Some(None),
@@ -237,7 +254,10 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(provider.name, "okta-main");
     assert_eq!(provider.allowed_algs, ["RS256", "ES256"]);
     let missing = store.update_provider(provider.id + 1000, &patch).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 
     let other_provider = store
         .create_provider(&provider_row("oidc-other", "https://other.example/"))
@@ -263,7 +283,10 @@ async fn story(store: Arc<dyn Store>) {
     assert!(proxy.require_resource);
     assert!(proxy.issuance_enabled);
     let duplicate = store.create_proxy(&new_proxy, false).await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
 
     let disable = ProxyPatch {
         issuance_enabled: Some(false),
@@ -282,7 +305,10 @@ async fn story(store: Arc<dyn Store>) {
     config_generation += 1;
     assert!(proxy.issuance_enabled);
     let missing = store.update_proxy(proxy.id + 1000, &enable).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 
     let llm_proxy = store
         .create_proxy(
@@ -297,7 +323,10 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     config_generation += 1;
-    assert_eq!(store.list_proxies().await.unwrap(), [proxy.clone(), llm_proxy.clone()]);
+    assert_eq!(
+        store.list_proxies().await.unwrap(),
+        [proxy.clone(), llm_proxy.clone()]
+    );
     assert_eq!(store.get_proxy(llm_proxy.id).await.unwrap(), llm_proxy);
     assert_generations(store, config_generation, revocation_generation).await;
 
@@ -328,14 +357,23 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(mapping.client_id_at_idp, "idp-client");
     assert_eq!(mapping.client_id_at_resource_as, "as-client");
     assert_eq!(mapping.allowed_scopes, ["mcp:tools", "mcp:read"]);
-    assert_eq!(store.get_mapping(proxy.id, mapping.id).await.unwrap(), mapping);
+    assert_eq!(
+        store.get_mapping(proxy.id, mapping.id).await.unwrap(),
+        mapping
+    );
     let wrong_proxy = store.get_mapping(llm_proxy.id, mapping.id).await;
-    assert!(matches!(wrong_proxy, Err(StoreError::NotFound(_))), "{wrong_proxy:?}");
+    assert!(
+        matches!(wrong_proxy, Err(StoreError::NotFound(_))),
+        "{wrong_proxy:?}"
+    );
 
     let duplicate = store
         .create_mapping(proxy.id, &new_mapping, None, &created_audit)
         .await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
     let unknown_provider = NewMapping {
         idp_provider_id: provider.id + 1000,
         ..new_mapping.clone()
@@ -343,7 +381,10 @@ async fn story(store: Arc<dyn Store>) {
     let dangling = store
         .create_mapping(proxy.id, &unknown_provider, None, &created_audit)
         .await;
-    assert!(matches!(dangling, Err(StoreError::Conflict(_))), "{dangling:?}");
+    assert!(
+        matches!(dangling, Err(StoreError::Conflict(_))),
+        "{dangling:?}"
+    );
 
     // A second mapping names the same resource-AS client, so deleting one keeps the client.
     let second_mapping = store
@@ -364,9 +405,19 @@ async fn story(store: Arc<dyn Store>) {
         [mapping.clone(), second_mapping.clone()]
     );
     assert_eq!(store.list_mappings(None).await.unwrap().len(), 2);
-    assert!(store.list_mappings(Some(llm_proxy.id)).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_mappings(Some(llm_proxy.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let created_fields = audit_of_type(store, AuditEventType::XaaClientMappingCreated).await;
-    assert_eq!(created_fields.len(), 2, "failed creations write no audit event");
+    assert_eq!(
+        created_fields.len(),
+        2,
+        "failed creations write no audit event"
+    );
     assert_eq!(created_fields[0]["mapping_id"], json!(second_mapping.id));
     assert_eq!(created_fields[1]["mapping_id"], json!(mapping.id));
 
@@ -380,9 +431,15 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     config_generation += 1;
-    assert_eq!(store.list_clients().await.unwrap()[0].secret_hash, vec![2; 32]);
+    assert_eq!(
+        store.list_clients().await.unwrap()[0].secret_hash,
+        vec![2; 32]
+    );
     let missing = store.set_client_secret(proxy.id, "nobody", &[3; 32]).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
 
     let in_use = store.delete_provider(provider.id).await;
     assert!(matches!(in_use, Err(StoreError::Conflict(_))), "{in_use:?}");
@@ -449,8 +506,7 @@ async fn story(store: Arc<dyn Store>) {
         }
     ));
     // The same JTI from another issuer is a different ID-JAG.
-    let mut write_a_other =
-        presentation(other_provider.id, proxy.id, "jti-a", "carol", first_seen);
+    let mut write_a_other = presentation(other_provider.id, proxy.id, "jti-a", "carol", first_seen);
     write_a_other.access_token.jti = "at-jti-a-other".into();
     let ExchangeOutcome::Issued {
         id_jag_id: id_a_other,
@@ -468,9 +524,9 @@ async fn story(store: Arc<dyn Store>) {
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     assert!(store.find_id_jags_by_jti("jti-d").await.unwrap().is_empty());
 
-    let records_a = store.find_id_jags_by_jti("jti-a").await.unwrap();
-    assert_eq!(records_a.len(), 2);
-    let record_a = &records_a[0];
+    let jti_a_records = store.find_id_jags_by_jti("jti-a").await.unwrap();
+    assert_eq!(jti_a_records.len(), 2);
+    let record_a = &jti_a_records[0];
     assert_eq!(record_a.id, id_a);
     assert_eq!(record_a.idp_provider_id, provider.id);
     assert_eq!(record_a.proxy_id, proxy.id);
@@ -484,7 +540,7 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(record_a.last_seen_at, replay_a.seen_at);
     assert_eq!(record_a.presentation_count, 2);
     assert_eq!(record_a.revocation, None);
-    assert_eq!(records_a[1].id, id_a_other);
+    assert_eq!(jti_a_records[1].id, id_a_other);
 
     let tokens_b = store.list_access_tokens(id_b).await.unwrap();
     let token_jtis: Vec<_> = tokens_b.iter().map(|token| token.jti.as_str()).collect();
@@ -503,7 +559,11 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(token_a.expires_at, write_a.access_token.expires_at);
     assert_eq!(token_a.revocation, None);
     let exchange_events = audit_of_type(store, AuditEventType::XaaTokenExchange).await;
-    assert_eq!(exchange_events.len(), 5, "one audit event per issued access token");
+    assert_eq!(
+        exchange_events.len(),
+        5,
+        "one audit event per issued access token"
+    );
 
     // Statistics before any revocation. Four ID-JAGs: jti-a expires after 10 minutes, the
     // others after 30.
@@ -522,8 +582,9 @@ async fn story(store: Arc<dyn Store>) {
     let llm_stats = store.stats(Some(llm_proxy.id), first_seen).await.unwrap();
     assert_eq!(llm_stats.id_jag_tokens.total, 1);
     assert_eq!(llm_stats.client_mappings.total_mappings, 0);
-    // `active` at a given time: jti-a is active a second before its expiry (counted within
-    // its minute) and gone at the expiry itself; nothing is active after 40 minutes.
+    // `active` at a given time: jti-a is active a second before its expiry, because its own
+    // minute is counted from the table, and inactive at the expiry itself. Nothing is active
+    // after 40 minutes.
     let before_a_expires = write_a.expires_at - Duration::seconds(1);
     let stats = store.stats(None, before_a_expires).await.unwrap();
     assert_eq!(stats.id_jag_tokens.active, 4);
@@ -595,7 +656,11 @@ async fn story(store: Arc<dyn Store>) {
 
     // Revocation by JTI of an access token, which has no ID-JAG with that JTI.
     let outcome = store
-        .revoke_jti("at-jti-b-1", &revocation(now_ms(), "one token"), &revoke_audit)
+        .revoke_jti(
+            "at-jti-b-1",
+            &revocation(now_ms(), "one token"),
+            &revoke_audit,
+        )
         .await
         .unwrap();
     revocation_generation += 1;
@@ -607,7 +672,11 @@ async fn story(store: Arc<dyn Store>) {
         }
     );
     let outcome = store
-        .revoke_jti("at-jti-b-1", &revocation(now_ms(), "one token"), &revoke_audit)
+        .revoke_jti(
+            "at-jti-b-1",
+            &revocation(now_ms(), "one token"),
+            &revoke_audit,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -620,9 +689,15 @@ async fn story(store: Arc<dyn Store>) {
     let unknown = store
         .revoke_jti("no-such-jti", &revocation(now_ms(), "none"), &revoke_audit)
         .await;
-    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
     let record_b = &store.find_id_jags_by_jti("jti-b").await.unwrap()[0];
-    assert_eq!(record_b.revocation, None, "revoking an access token keeps its ID-JAG");
+    assert_eq!(
+        record_b.revocation, None,
+        "revoking an access token keeps its ID-JAG"
+    );
     assert_generations(store, config_generation, revocation_generation).await;
 
     let stats = store.stats(None, first_seen).await.unwrap();
@@ -662,11 +737,7 @@ async fn story(store: Arc<dyn Store>) {
         reason: Some("offboarded".into()),
         revoked_by: Some("admin".into()),
     };
-    let subject_audit = event(
-        AuditEventType::XaaTokensRevokedBySubject,
-        None,
-        provider.id,
-    );
+    let subject_audit = event(AuditEventType::XaaTokensRevokedBySubject, None, provider.id);
     let count = store
         .revoke_subject(&subject_revocation, &subject_audit)
         .await
@@ -696,7 +767,7 @@ async fn story(store: Arc<dyn Store>) {
     assert_eq!(subject_fields[1]["count"], json!(1));
     assert_eq!(
         store.list_subject_revocations().await.unwrap(),
-        [subject_revocation.clone()]
+        [subject_revocation]
     );
     assert_generations(store, config_generation, revocation_generation).await;
 
@@ -720,13 +791,25 @@ async fn story(store: Arc<dyn Store>) {
     };
     let all = store.list_id_jags(&list(None, None)).await.unwrap();
     assert_eq!(all.len(), 4);
-    assert!(all.windows(2).all(|pair| pair[0].id > pair[1].id), "newest first");
-    let revoked = store.list_id_jags(&list(Some("revoked"), None)).await.unwrap();
+    assert!(
+        all.windows(2).all(|pair| pair[0].id > pair[1].id),
+        "newest first"
+    );
+    let revoked = store
+        .list_id_jags(&list(Some("revoked"), None))
+        .await
+        .unwrap();
     assert_eq!(revoked.len(), 3);
-    let active = store.list_id_jags(&list(Some("active"), None)).await.unwrap();
+    let active = store
+        .list_id_jags(&list(Some("active"), None))
+        .await
+        .unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].jti, "jti-c");
-    let expired = store.list_id_jags(&list(Some("expired"), None)).await.unwrap();
+    let expired = store
+        .list_id_jags(&list(Some("expired"), None))
+        .await
+        .unwrap();
     assert!(expired.is_empty());
     let on_proxy = store
         .list_id_jags(&list(None, Some(proxy.id)))
@@ -758,7 +841,10 @@ async fn story(store: Arc<dyn Store>) {
     let since = t0 - Duration::minutes(1);
     assert_eq!(
         store.failure_reasons(None, since).await.unwrap(),
-        [("signature_invalid".to_owned(), 2), ("expired".to_owned(), 1)]
+        [
+            ("signature_invalid".to_owned(), 2),
+            ("expired".to_owned(), 1)
+        ]
     );
     assert!(
         store
@@ -779,7 +865,10 @@ async fn story(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(newest.len(), 1);
-    assert_eq!(newest[0].event_type, AuditEventType::XaaTokenValidationFailed);
+    assert_eq!(
+        newest[0].event_type,
+        AuditEventType::XaaTokenValidationFailed
+    );
     assert_eq!(newest[0].reason_code.as_deref(), Some("signature_invalid"));
     assert_eq!(newest[0].proxy_id, Some(proxy.id));
     assert_eq!(newest[0].idp_provider_id, Some(provider.id));
@@ -810,7 +899,11 @@ async fn story(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    assert_eq!(from_other.len(), 1, "the exchange of jti-a from the other issuer");
+    assert_eq!(
+        from_other.len(),
+        1,
+        "the exchange of jti-a from the other issuer"
+    );
     let in_future = store
         .query_audit(&AuditQuery {
             since: Some(now_ms() + Duration::minutes(1)),
@@ -834,7 +927,10 @@ async fn story(store: Arc<dyn Store>) {
     };
     let jwks_audit = event(AuditEventType::XaaJwksCacheUpdated, None, provider.id);
     store.save_jwks(&entry, Some(&jwks_audit)).await.unwrap();
-    assert_eq!(store.load_jwks(provider.id).await.unwrap(), Some(entry.clone()));
+    assert_eq!(
+        store.load_jwks(provider.id).await.unwrap(),
+        Some(entry.clone())
+    );
     let failed_refresh = JwksCacheEntry {
         last_error: Some("timed out".into()),
         last_error_at: Some(fetched_at + Duration::minutes(5)),
@@ -886,7 +982,10 @@ async fn story(store: Arc<dyn Store>) {
         [older.clone(), newer.clone()]
     );
     let duplicate = store.insert_signing_key(&newer).await;
-    assert!(matches!(duplicate, Err(StoreError::Conflict(_))), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(StoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
 
     // Deleting mappings: the client goes with the last mapping that names it.
     let deleted_audit = event(
@@ -909,7 +1008,10 @@ async fn story(store: Arc<dyn Store>) {
     let missing = store
         .delete_mapping(proxy.id, mapping.id, &deleted_audit)
         .await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     assert_eq!(
         audit_of_type(store, AuditEventType::XaaClientMappingDeleted)
             .await
@@ -930,18 +1032,24 @@ async fn story(store: Arc<dyn Store>) {
         "the key set goes with its provider"
     );
     let missing = store.delete_provider(provider.id).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     store.delete_proxy(llm_proxy.id).await.unwrap();
     config_generation += 1;
     let missing = store.delete_proxy(llm_proxy.id).await;
-    assert!(matches!(missing, Err(StoreError::NotFound(_))), "{missing:?}");
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
     assert_eq!(store.list_providers().await.unwrap(), [other_provider]);
     assert_eq!(store.list_proxies().await.unwrap(), [proxy]);
     assert_generations(store, config_generation, revocation_generation).await;
 }
 
-/// Presents one ID-JAG many times at once through two store instances on the same database:
-/// exactly one presentation is issued, and every other one sees its own presentation count.
+/// Presents one ID-JAG many times at once through two store instances on the same database.
+/// Exactly one presentation is issued, and each replay returns a distinct presentation count.
 async fn replay_across_instances(first: Arc<dyn Store>, second: Arc<dyn Store>) {
     let provider = first
         .create_provider(&provider_row("racing-idp", "https://racing.example/"))
@@ -1004,7 +1112,14 @@ async fn replay_across_instances(first: Arc<dyn Store>, second: Arc<dyn Store>) 
     let records = second.find_id_jags_by_jti("jti-race").await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].presentation_count, RACING_PRESENTATIONS);
-    assert_eq!(second.list_access_tokens(records[0].id).await.unwrap().len(), 1);
+    assert_eq!(
+        second
+            .list_access_tokens(records[0].id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let total_after = second
         .stats(None, now_ms())
         .await

@@ -190,13 +190,17 @@ impl Core {
         let snapshot = self.snapshot();
         let mut context = FailureContext::default();
         let mut result = self.exchange_inner(&snapshot, &request, &mut context).await;
-        if result.as_ref().is_err_and(|error| MISS_REASONS.contains(&error.reason))
+        if result
+            .as_ref()
+            .is_err_and(|error| MISS_REASONS.contains(&error.reason))
             && self.reload_if_changed().await
         {
             // Another process changed the configuration since this snapshot was built (the
             // poll runs once a second): decide again on the fresh view.
             context = FailureContext::default();
-            result = self.exchange_inner(&self.snapshot(), &request, &mut context).await;
+            result = self
+                .exchange_inner(&self.snapshot(), &request, &mut context)
+                .await;
         }
         match &result {
             Ok(_) => self.metrics().record_exchange_success(),

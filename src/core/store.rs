@@ -255,12 +255,12 @@ pub(crate) fn opt_from_millis(value: Option<i64>) -> StoreResult<Option<DateTime
     value.map(from_millis).transpose()
 }
 
-/// The expiry bucket of a time in Unix milliseconds: whole minutes since the epoch.
+/// Returns the expiry bucket of a time in Unix milliseconds: whole minutes since the epoch.
 pub(crate) fn minute_of(at_millis: i64) -> i64 {
     at_millis.div_euclid(60_000)
 }
 
-/// Stores a word list (scopes, algorithms) as one space-separated column.
+/// Joins a word list (scopes, algorithms) into the space-separated text of one column.
 pub(crate) fn join_words(words: &[String]) -> String {
     words.join(" ")
 }
@@ -329,7 +329,7 @@ pub(crate) fn audit_fields_from_text(
         .map_err(|error| StoreError::Corrupt(format!("audit fields: {error}")))
 }
 
-/// The ID-JAG record as it stands after a presentation bumped its count.
+/// The stored ID-JAG record after a repeated presentation incremented its count.
 pub(crate) struct StoredPresentation<'a> {
     pub proxy_id: i64,
     pub client_id_at_resource_as: &'a str,
@@ -357,14 +357,15 @@ pub(crate) fn repeat_presentation_outcome(
     }
 }
 
-/// The audit event of a mapping creation, carrying the new mapping's id.
+/// Adds the new mapping's id to the audit event of a mapping creation.
 pub(crate) fn mapping_created_audit(audit: &NewAuditEvent, mapping_id: i64) -> NewAuditEvent {
     let mut audit = audit.clone();
     audit.fields.insert("mapping_id".into(), mapping_id.into());
     audit
 }
 
-/// The audit event of a revocation by JTI; `already_revoked` is true when it changed nothing.
+/// Adds `already_revoked` to the audit event of a revocation by JTI. It is true when the
+/// revocation changed nothing.
 pub(crate) fn jti_revocation_audit(
     audit: &NewAuditEvent,
     outcome: &JtiRevocationOutcome,
@@ -377,7 +378,8 @@ pub(crate) fn jti_revocation_audit(
     audit
 }
 
-/// The audit event of a revocation by subject, with the number of ID-JAGs it revoked.
+/// Adds `count`, the number of ID-JAGs newly revoked, to the audit event of a revocation by
+/// subject.
 pub(crate) fn subject_revocation_audit(audit: &NewAuditEvent, count: i64) -> NewAuditEvent {
     let mut audit = audit.clone();
     audit.fields.insert("count".into(), count.into());

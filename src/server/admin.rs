@@ -5,6 +5,7 @@
 //! Errors are `{"error": "<code>", "message": "<what failed, on which value, what to do>"}`.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -188,7 +189,21 @@ fn parse_id(name: &str, text: &str) -> ApiResult<i64> {
 }
 
 /// Parses a JSON body into `T`, with the same error shape as every other admin error.
-fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
+fn parse_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<T> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than server.body_max_bytes",
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the body: {}", rejection.body_text()))
+        }
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -204,7 +219,7 @@ fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResu
             "the body must be JSON; send 'Content-Type: application/json'",
         ));
     }
-    serde_json::from_slice(body)
+    serde_json::from_slice(&body)
         .map_err(|error| ApiError::bad_request(format!("invalid JSON body: {error}")))
 }
 
@@ -239,9 +254,9 @@ async fn get_provider(
 async fn create_provider(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let new: NewProvider = parse_json(&headers, &body)?;
+    let new: NewProvider = parse_json(&headers, body)?;
     let provider = state.core.create_provider(new).await?;
     Ok((StatusCode::CREATED, Json(provider)).into_response())
 }
@@ -250,10 +265,10 @@ async fn update_provider(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id("provider id", &id)?;
-    let patch: ProviderPatch = parse_json(&headers, &body)?;
+    let patch: ProviderPatch = parse_json(&headers, body)?;
     Ok(Json(state.core.update_provider(id, patch).await?).into_response())
 }
 
@@ -309,9 +324,9 @@ async fn get_proxy(State(state): State<AppState>, Path(id): Path<String>) -> Api
 async fn create_proxy(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let new: NewProxy = parse_json(&headers, &body)?;
+    let new: NewProxy = parse_json(&headers, body)?;
     let proxy = state.core.create_proxy(new).await?;
     let issuer = state.core.config().proxy_issuer(proxy.id);
     let mut value = serde_json::to_value(&proxy).unwrap_or_default();
@@ -324,10 +339,10 @@ async fn update_proxy(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id("proxy id", &id)?;
-    let patch: ProxyPatch = parse_json(&headers, &body)?;
+    let patch: ProxyPatch = parse_json(&headers, body)?;
     Ok(Json(state.core.update_proxy(id, patch).await?).into_response())
 }
 
@@ -354,10 +369,10 @@ async fn create_mapping(
     State(state): State<AppState>,
     Path(proxy_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let proxy_id = parse_id("proxyId", &proxy_id)?;
-    let new: NewMapping = parse_json(&headers, &body)?;
+    let new: NewMapping = parse_json(&headers, body)?;
     let created = state
         .core
         .create_mapping(proxy_id, new, &actor_from(&headers))
@@ -418,9 +433,9 @@ struct RevokeTokenBody {
 async fn revoke_token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let request: RevokeTokenBody = parse_json(&headers, &body)?;
+    let request: RevokeTokenBody = parse_json(&headers, body)?;
     let revoked_by = request.revoked_by.or_else(|| Some(actor_from(&headers)));
     let result = state
         .core
@@ -441,9 +456,9 @@ struct RevokeSubjectBody {
 async fn revoke_by_subject(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let request: RevokeSubjectBody = parse_json(&headers, &body)?;
+    let request: RevokeSubjectBody = parse_json(&headers, body)?;
     let revoked_by = request.revoked_by.or_else(|| Some(actor_from(&headers)));
     let result = state
         .core

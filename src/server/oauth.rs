@@ -6,6 +6,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +52,19 @@ impl OAuthError {
         Self {
             code: OAuthErrorCode::InvalidRequest,
             status: StatusCode::NOT_FOUND,
+        }
+    }
+
+    /// A body that could not be read: over the size limit (413) or broken (400).
+    fn from_body(rejection: &BytesRejection) -> Self {
+        let status = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        Self {
+            code: OAuthErrorCode::InvalidRequest,
+            status,
         }
     }
 }
@@ -211,8 +225,9 @@ async fn token(
     State(state): State<AppState>,
     Path(proxy): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(|rejection| OAuthError::from_body(&rejection))?;
     let proxy_id = parse_proxy_id(&proxy)?;
     if !state.core.proxy_exists(proxy_id).await {
         return Err(OAuthError::not_found());
@@ -269,8 +284,9 @@ async fn introspect(
     State(state): State<AppState>,
     Path(proxy): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(|rejection| OAuthError::from_body(&rejection))?;
     let proxy_id = parse_proxy_id(&proxy)?;
     if !state.core.proxy_exists(proxy_id).await {
         return Err(OAuthError::not_found());
@@ -286,8 +302,9 @@ async fn revoke(
     State(state): State<AppState>,
     Path(proxy): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
+    let body = body.map_err(|rejection| OAuthError::from_body(&rejection))?;
     let proxy_id = parse_proxy_id(&proxy)?;
     if !state.core.proxy_exists(proxy_id).await {
         return Err(OAuthError::not_found());

@@ -44,8 +44,8 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    /// A valid request: POST to the proxy's token endpoint, form-encoded `grant_type` and
-    /// `assertion`, and the client's credentials in `Authorization: Basic`.
+    /// Builds a valid request: POST to the proxy's token endpoint, form-encoded `grant_type`
+    /// and `assertion`, and the client's credentials in `Authorization: Basic`.
     pub fn new(
         server: &TestServer,
         proxy_id: i64,
@@ -130,11 +130,11 @@ impl TokenRequest {
 
     /// Changes the URL, for example to a proxy that does not exist.
     pub fn url(mut self, url: &str) -> Self {
-        self.url = url.to_owned();
+        url.clone_into(&mut self.url);
         self
     }
 
-    /// The last `assertion` parameter, if any.
+    /// Returns the last `assertion` parameter, if any.
     pub fn assertion(&self) -> Option<&str> {
         self.params
             .iter()
@@ -175,8 +175,8 @@ pub enum Expect {
     /// 200 with an access token granting exactly `scope`.
     Issued {
         scope: String,
-        /// The protected resource the token is restricted to; `None` means the proxy's issuer
-        /// is the token's audience and the response carries no `resource`.
+        /// The protected resource the token is restricted to. With `None`, the proxy's issuer
+        /// is the token's audience and the response has no `resource` member.
         resource: Option<String>,
         /// Whether the exchange stores a new ID-JAG record (false for a re-presentation).
         new_record: bool,
@@ -191,12 +191,15 @@ pub enum Expect {
     },
     /// 404 for a proxy that does not exist.
     NotFound,
-    /// 405 with `Allow: POST`.
+    /// 405 with `Allow: POST`; the response has no OAuth body.
     MethodNotAllowed,
+    /// A body over the size limit: `413` or `400 invalid_request`, as a JSON error with the
+    /// same headers as every other token endpoint error.
+    BodyTooLarge,
 }
 
 impl Expect {
-    /// A new access token for `scope`, audience-restricted to the proxy's issuer.
+    /// Expects a new access token for `scope`, audience-restricted to the proxy's issuer.
     pub fn issued(scope: &str) -> Self {
         Self::Issued {
             scope: scope.to_owned(),
@@ -205,7 +208,7 @@ impl Expect {
         }
     }
 
-    /// A new access token for `scope`, restricted to `resource`.
+    /// Expects a new access token for `scope`, restricted to `resource`.
     pub fn issued_for(scope: &str, resource: &str) -> Self {
         Self::Issued {
             scope: scope.to_owned(),
@@ -214,7 +217,7 @@ impl Expect {
         }
     }
 
-    /// Another access token from an ID-JAG that is already recorded.
+    /// Expects another access token from an ID-JAG that is already recorded.
     pub fn reissued(scope: &str) -> Self {
         Self::Issued {
             scope: scope.to_owned(),
@@ -223,7 +226,7 @@ impl Expect {
         }
     }
 
-    /// `400 invalid_grant`, audited with `reason`.
+    /// Expects `400 invalid_grant`, audited with `reason`.
     pub fn grant(reason: &'static str) -> Self {
         Self::Rejected {
             status: 400,
@@ -232,7 +235,7 @@ impl Expect {
         }
     }
 
-    /// `400 invalid_request` from the HTTP layer.
+    /// Expects `400 invalid_request` from the HTTP layer.
     pub fn invalid_request() -> Self {
         Self::Rejected {
             status: 400,
@@ -241,7 +244,7 @@ impl Expect {
         }
     }
 
-    /// `401 invalid_client`, audited with `reason` when the exchange ran.
+    /// Expects `401 invalid_client`, audited with `reason` when the exchange ran.
     pub fn invalid_client(reason: Option<&'static str>) -> Self {
         Self::Rejected {
             status: 401,
@@ -250,7 +253,7 @@ impl Expect {
         }
     }
 
-    /// A `400` error with this code, audited with `reason`.
+    /// Expects a `400` error with this code, audited with `reason`.
     pub fn error(error: &'static str, reason: &'static str) -> Self {
         Self::Rejected {
             status: 400,
@@ -311,7 +314,7 @@ fn event_id(event: &Value) -> i64 {
     event["id"].as_i64().expect("audit events have an id")
 }
 
-/// The newest `xaa_token_validation_failed` audit event.
+/// Fetches the newest `xaa_token_validation_failed` audit event.
 pub async fn latest_failure(server: &TestServer) -> Option<Value> {
     let path = "/api/v1/xaa/audit?event_type=xaa_token_validation_failed&limit=1";
     let events = admin_json(server, Method::GET, path, None).await;
@@ -387,7 +390,14 @@ async fn run_case(server: &TestServer, case: &Case<'_>) -> Vec<String> {
             check_status(&mut problems, status, 200, &text);
             check_no_store(&mut problems, &headers);
             if status == 200 {
-                check_token_response(&mut problems, server, &request, &text, scope, resource);
+                check_token_response(
+                    &mut problems,
+                    server,
+                    &request,
+                    &text,
+                    scope,
+                    resource.as_deref(),
+                );
             }
             let new_records = i64::from(*new_record);
             if after.id_jag_records != before.id_jag_records + new_records {
@@ -422,9 +432,19 @@ async fn run_case(server: &TestServer, case: &Case<'_>) -> Vec<String> {
             check_no_store(&mut problems, &headers);
             check_nothing_recorded(&mut problems, before, after);
         }
+        Expect::BodyTooLarge => {
+            if status == 400 {
+                check_error_body(&mut problems, &request, &text, "invalid_request");
+            } else {
+                check_status(&mut problems, status, 413, &text);
+                check_any_error_body(&mut problems, &text);
+            }
+            check_no_store(&mut problems, &headers);
+            check_nothing_recorded(&mut problems, before, after);
+        }
         Expect::MethodNotAllowed => {
             check_status(&mut problems, status, 405, &text);
-            let allow = header_text(&headers, header::ALLOW);
+            let allow = header_text(&headers, &header::ALLOW);
             if !allow.split(',').any(|method| method.trim() == "POST") {
                 problems.push(format!("Allow is {allow:?}, expected it to list POST"));
             }
@@ -434,43 +454,74 @@ async fn run_case(server: &TestServer, case: &Case<'_>) -> Vec<String> {
     problems
 }
 
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+fn header_text(headers: &HeaderMap, name: &header::HeaderName) -> String {
     headers
-        .get(&name)
+        .get(name)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .unwrap_or_default()
+}
+
+/// Shortens a response body to its first 200 characters, for failure messages.
+fn excerpt(body: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    if body.chars().count() <= MAX_CHARS {
+        return body.to_owned();
+    }
+    let start: String = body.chars().take(MAX_CHARS).collect();
+    format!("{start}...")
 }
 
 fn check_status(problems: &mut Vec<String>, status: u16, expected: u16, body: &str) {
     if status != expected {
         problems.push(format!(
-            "status {status}, expected {expected}; body: {body}"
+            "status {status}, expected {expected}; body: {}",
+            excerpt(body)
         ));
     }
 }
 
-/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1) on a JSON response.
+/// Checks for a JSON object with a string `error` and a valid `error_description`, whatever
+/// the code.
+fn check_any_error_body(problems: &mut Vec<String>, text: &str) {
+    let Ok(body) = serde_json::from_str::<Value>(text) else {
+        problems.push(format!("error body is not JSON: {}", excerpt(text)));
+        return;
+    };
+    if !body["error"].is_string() {
+        problems.push(format!("error body has no error code: {}", excerpt(text)));
+    }
+    if let Some(description) = body["error_description"].as_str() {
+        if !is_valid_error_description(description) {
+            problems.push(format!(
+                "error_description {description:?} has invalid characters"
+            ));
+        }
+    }
+}
+
+/// Checks for `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1) on a JSON
+/// response.
 fn check_no_store(problems: &mut Vec<String>, headers: &HeaderMap) {
-    let cache_control = header_text(headers, header::CACHE_CONTROL);
+    let cache_control = header_text(headers, &header::CACHE_CONTROL);
     if cache_control != "no-store" {
         problems.push(format!(
             "Cache-Control is {cache_control:?}, expected no-store"
         ));
     }
-    let pragma = header_text(headers, header::PRAGMA);
+    let pragma = header_text(headers, &header::PRAGMA);
     if pragma != "no-cache" {
         problems.push(format!("Pragma is {pragma:?}, expected no-cache"));
     }
-    let content_type = header_text(headers, header::CONTENT_TYPE);
+    let content_type = header_text(headers, &header::CONTENT_TYPE);
     if !content_type.starts_with("application/json") {
         problems.push(format!("Content-Type is {content_type:?}, expected JSON"));
     }
 }
 
-/// `WWW-Authenticate: Basic …` on 401 and `Retry-After` on 503.
+/// Checks for `WWW-Authenticate: Basic …` on 401 and `Retry-After` on 503.
 fn check_error_headers(problems: &mut Vec<String>, headers: &HeaderMap, status: u16) {
     if status == 401 {
-        let challenge = header_text(headers, header::WWW_AUTHENTICATE);
+        let challenge = header_text(headers, &header::WWW_AUTHENTICATE);
         if !challenge.to_ascii_lowercase().starts_with("basic") {
             problems.push(format!(
                 "WWW-Authenticate is {challenge:?} on a 401, expected a Basic challenge"
@@ -478,7 +529,7 @@ fn check_error_headers(problems: &mut Vec<String>, headers: &HeaderMap, status: 
         }
     }
     if status == 503 {
-        let retry_after = header_text(headers, header::RETRY_AFTER);
+        let retry_after = header_text(headers, &header::RETRY_AFTER);
         if retry_after.parse::<u64>().is_err() {
             problems.push(format!(
                 "Retry-After is {retry_after:?} on a 503, expected a number of seconds"
@@ -487,18 +538,22 @@ fn check_error_headers(problems: &mut Vec<String>, headers: &HeaderMap, status: 
     }
 }
 
-/// Whether every character is allowed in `error_description`: `%x20-21 / %x23-5B / %x5D-7E`
+/// Returns whether every character is allowed in `error_description`: `%x20-21 / %x23-5B / %x5D-7E`
 /// (RFC 6749 §5.2), so no `"`, no `\` and nothing outside printable ASCII.
 pub fn is_valid_error_description(text: &str) -> bool {
     text.bytes()
         .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
-/// The error body: a JSON object with the expected `error`, a valid `error_description`, no
-/// other members than RFC 6749 §5.2 defines, and no part of the assertion or the IdP address.
+/// Checks the error body: a JSON object with the expected `error`, a valid
+/// `error_description`, no members beyond those of RFC 6749 §5.2, and no part of the assertion
+/// or the IdP address.
 fn check_error_body(problems: &mut Vec<String>, request: &TokenRequest, text: &str, error: &str) {
     let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) else {
-        problems.push(format!("error body is not a JSON object: {text}"));
+        problems.push(format!(
+            "error body is not a JSON object: {}",
+            excerpt(text)
+        ));
         return;
     };
     if body.get("error") != Some(&json!(error)) {
@@ -516,7 +571,10 @@ fn check_error_body(problems: &mut Vec<String>, request: &TokenRequest, text: &s
         .keys()
         .find(|name| !matches!(name.as_str(), "error" | "error_description" | "error_uri"))
     {
-        problems.push(format!("error body has the extra member {extra:?}: {text}"));
+        problems.push(format!(
+            "error body has the extra member {extra:?}: {}",
+            excerpt(text)
+        ));
     }
     let echoes_assertion = request
         .assertion()
@@ -526,7 +584,7 @@ fn check_error_body(problems: &mut Vec<String>, request: &TokenRequest, text: &s
         problems.push("error body echoes part of the assertion".to_owned());
     }
     if text.contains("127.0.0.1") {
-        problems.push(format!("error body names an address: {text}"));
+        problems.push(format!("error body names an address: {}", excerpt(text)));
     }
 }
 
@@ -566,18 +624,18 @@ async fn check_failure_reason(
     }
 }
 
-/// The success body (RFC 6749 §5.1 with `scope` always present and no refresh token) and the
-/// access token's claims (RFC 9068).
+/// Checks the success body (RFC 6749 §5.1 with `scope` always present and no refresh token)
+/// and the access token's claims (RFC 9068).
 fn check_token_response(
     problems: &mut Vec<String>,
     server: &TestServer,
     request: &TokenRequest,
     text: &str,
     scope: &str,
-    resource: &Option<String>,
+    resource: Option<&str>,
 ) {
     let Ok(body) = serde_json::from_str::<Value>(text) else {
-        problems.push(format!("token response is not JSON: {text}"));
+        problems.push(format!("token response is not JSON: {}", excerpt(text)));
         return;
     };
     if body["token_type"] != "Bearer" {
@@ -602,7 +660,7 @@ fn check_token_response(
             problems.push(format!("the response contains {absent}"));
         }
     }
-    let expected_resource = resource.as_ref().map_or(Value::Null, |value| json!(value));
+    let expected_resource = resource.map_or(Value::Null, |value| json!(value));
     if body["resource"] != expected_resource {
         problems.push(format!(
             "resource is {}, expected {expected_resource}",
@@ -611,7 +669,7 @@ fn check_token_response(
     }
 
     let Some(access_token) = body["access_token"].as_str() else {
-        problems.push(format!("no access_token string in {text}"));
+        problems.push(format!("no access_token string in {}", excerpt(text)));
         return;
     };
     if access_token.split('.').count() != 3 {
@@ -623,9 +681,7 @@ fn check_token_response(
         problems.push(format!("access token typ is {}", token_header["typ"]));
     }
     let claims = idp::decode_payload(access_token);
-    let audience = resource
-        .clone()
-        .unwrap_or_else(|| request.proxy_issuer.clone());
+    let audience = resource.unwrap_or(&request.proxy_issuer);
     let subject = request
         .assertion()
         .map(|assertion| idp::decode_payload(assertion)["sub"].clone())
@@ -666,7 +722,7 @@ pub async fn wait_for_key_fetch(server: &TestServer, provider_id: i64) {
     panic!("the server did not fetch the keys of provider {provider_id} after it was created");
 }
 
-/// Number of access tokens recorded for the ID-JAG with this `jti`.
+/// Counts the access tokens recorded for the ID-JAG with this `jti`.
 pub async fn access_tokens_for(server: &TestServer, jti: &str) -> usize {
     let lineage = admin_json(
         server,

@@ -4,9 +4,9 @@
 //! PostgreSQL runs concurrent writers itself, so there is no writer task, and several xaa
 //! instances may share one database. The replay check is a single
 //! `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`, which PostgreSQL executes atomically, so
-//! two instances that receive the same ID-JAG at once see presentation counts 1 and 2. Revocations
-//! update rows `WHERE revoked_at IS NULL ... RETURNING`, so each record moves to the revoked
-//! counters in exactly one transaction.
+//! of two instances that receive the same ID-JAG at once, one records presentation 1 and the
+//! other presentation 2. Revocations update rows `WHERE revoked_at IS NULL ... RETURNING`, so
+//! each record moves to the revoked counters in exactly one transaction.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -20,19 +20,19 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use super::{
     ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, NewClientCredential,
     ProviderRow, Store, StoreError, StoreResult, StoredPresentation, apply_provider_patch,
-    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, jti_revocation_audit,
-    join_words, map_error, mapping_created_audit, millis, minute_of, opt_from_millis, parse_text,
-    repeat_presentation_outcome, split_words, subject_revocation_audit,
+    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, join_words,
+    jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of, opt_from_millis,
+    parse_text, repeat_presentation_outcome, split_words, subject_revocation_audit,
 };
 use crate::core::model::{
-    AccessTokenRecord, ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping, ClientMappingStats, IdJagRecord,
-    IdJagTokenStats, JwksCacheEntry, JwksCacheStats, NewAuditEvent, NewMapping, NewProxy,
-    Provider, ProviderPatch, Proxy, ProxyPatch, ResourceClient, Revocation, SigningKeyRecord,
-    SubjectRevocation, TokenQuery, XaaStats,
+    AccessTokenRecord, ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping,
+    ClientMappingStats, IdJagRecord, IdJagTokenStats, JwksCacheEntry, JwksCacheStats,
+    NewAuditEvent, NewMapping, NewProxy, Provider, ProviderPatch, Proxy, ProxyPatch,
+    ResourceClient, Revocation, SigningKeyRecord, SubjectRevocation, TokenQuery, XaaStats,
 };
 
-/// Connections each instance's pool opens at most. The server's `max_connections` must cover
-/// this times the number of instances.
+/// Maximum connections in each instance's pool. PostgreSQL's `max_connections` setting must
+/// allow this many for every instance.
 const MAX_CONNECTIONS: u32 = 10;
 /// How long a call waits for a free connection before it fails with `PoolTimedOut`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +46,9 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://USER@HOST/DB` or `postgresql://...`) and
     /// runs the migrations. Concurrent instances may call this at once: sqlx serializes
     /// migrations with an advisory lock.
+    ///
+    /// NOTE: sqlx is built without a TLS feature, so connections are unencrypted and a URL with
+    /// `sslmode=require` fails to connect.
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
@@ -386,7 +389,7 @@ async fn exchange_job(
 ) -> StoreResult<ExchangeOutcome> {
     let seen_at = millis(write.seen_at);
     // The conflict update takes the row lock, so a concurrent presentation of the same
-    // (issuer, jti) waits for this transaction and then sees the incremented count.
+    // (issuer, jti) waits for this transaction and then reads the incremented count.
     let row = sqlx::query(
         "INSERT INTO id_jag_tokens (idp_provider_id, proxy_id, jti, subject, client_id, \
          client_id_at_resource_as, scopes, issued_at, expires_at, first_seen_at, last_seen_at) \
@@ -689,8 +692,8 @@ async fn delete_mapping_job(
             "mapping {mapping_id} on proxy {proxy_id}"
         )));
     };
-    // A client with no mapping left can redeem nothing; drop its credential so a later
-    // mapping issues a fresh secret instead of reviving an old one.
+    // A client with no mapping left can redeem nothing. Its credential is deleted so that a
+    // later mapping issues a fresh secret instead of reviving the old one.
     sqlx::query(
         "DELETE FROM resource_clients WHERE proxy_id = $1 AND client_id = $2 \
          AND NOT EXISTS (SELECT 1 FROM client_mappings \
@@ -725,8 +728,8 @@ async fn token_stats(
     .bind(proxy_id)
     .fetch_one(pool)
     .await?;
-    // Buckets of later minutes hold only records that are still unexpired; the current minute
-    // is partly past, so its records are counted from the table.
+    // Buckets of later minutes contain only unexpired records. The current minute is partly
+    // past, so its records are counted from the table.
     let future_minutes: i64 = sqlx::query_scalar(
         "SELECT coalesce(sum(unrevoked), 0)::BIGINT FROM token_expiry_buckets \
          WHERE minute > $1 AND ($2::BIGINT IS NULL OR proxy_id = $2)",
@@ -928,9 +931,8 @@ impl Store for PostgresStore {
     }
 
     async fn list_mappings(&self, proxy_id: Option<i64>) -> StoreResult<Vec<ClientMapping>> {
-        let sql = format!(
-            "{MAPPING_SELECT} WHERE ($1::BIGINT IS NULL OR m.proxy_id = $1) ORDER BY m.id"
-        );
+        let sql =
+            format!("{MAPPING_SELECT} WHERE ($1::BIGINT IS NULL OR m.proxy_id = $1) ORDER BY m.id");
         let rows = sqlx::query(&sql)
             .bind(proxy_id)
             .fetch_all(&self.pool)

@@ -25,14 +25,15 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, NewClientCredential,
     ProviderRow, Store, StoreError, StoreResult, StoredPresentation, apply_provider_patch,
-    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, jti_revocation_audit,
-    join_words, map_error, mapping_created_audit, millis, minute_of, opt_from_millis, parse_text,
-    repeat_presentation_outcome, split_words, subject_revocation_audit,
+    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, join_words,
+    jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of, opt_from_millis,
+    parse_text, repeat_presentation_outcome, split_words, subject_revocation_audit,
 };
 use crate::core::model::{
-    AccessTokenRecord, ActivityPoint, AuditEventType, AuditEvent, AuditQuery, ClientMapping, IdJagRecord, JwksCacheEntry,
-    NewAuditEvent, NewMapping, NewProxy, Provider, ProviderPatch, Proxy, ProxyPatch,
-    ResourceClient, Revocation, SigningKeyRecord, SubjectRevocation, TokenQuery, XaaStats,
+    AccessTokenRecord, ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping,
+    IdJagRecord, JwksCacheEntry, NewAuditEvent, NewMapping, NewProxy, Provider, ProviderPatch,
+    Proxy, ProxyPatch, ResourceClient, Revocation, SigningKeyRecord, SubjectRevocation, TokenQuery,
+    XaaStats,
 };
 
 /// Most jobs committed in one transaction.
