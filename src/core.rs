@@ -53,6 +53,9 @@ pub enum CoreError {
     /// The store cannot be reached (503).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// An identity provider could not be reached or answered badly (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Anything else (500).
     #[error("internal error: {0}")]
     Internal(String),

@@ -4,6 +4,7 @@
 //!   the audit log. It never imports axum, ratatui or crossterm.
 //! - [`server`] exposes the core over HTTP: the per-proxy OAuth endpoints and the admin API.
 //! - [`config`] loads the layered configuration.
+//! - [`tui`] is the terminal dashboard; it calls `core` like the server does.
 //!
 //! `server` (and the dashboard) call `core`; `core` calls neither.
 
@@ -12,3 +13,4 @@ pub mod config;
 pub mod core;
 pub mod demo;
 pub mod server;
+pub mod tui;

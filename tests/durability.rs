@@ -28,8 +28,8 @@ const IDP_CLIENT: &str = "idp-client";
 const AS_CLIENT: &str = "gateway-client";
 
 /// Runs `attempt` until it returns `Some`, at most [`POLL_ATTEMPTS`] times, and panics naming
-/// `what` when it never does.
-async fn poll_until<T, F, Fut>(what: &str, mut attempt: F) -> T
+/// the awaited `event` when it never does.
+async fn poll_until<T, F, Fut>(event: &str, mut attempt: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -40,7 +40,7 @@ where
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
-    panic!("{what} did not happen within {POLL_ATTEMPTS} attempts {POLL_INTERVAL:?} apart");
+    panic!("{event} did not happen within {POLL_ATTEMPTS} attempts {POLL_INTERVAL:?} apart");
 }
 
 /// Sends an admin request, asserts a 2xx status and returns the JSON body.

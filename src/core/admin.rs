@@ -257,10 +257,13 @@ impl Core {
     /// Fetches a provider's key set now; returns the number of usable keys.
     pub async fn refresh_provider_keys(&self, id: i64) -> CoreResult<usize> {
         let provider = self.store().get_provider(id).await?;
-        self.jwks()
-            .refresh_now(&provider)
-            .await
-            .map_err(|error| CoreError::Unavailable(format!("key set fetch failed: {error}")))
+        self.jwks().refresh_now(&provider).await.map_err(|error| {
+            CoreError::Upstream(format!(
+                "fetching the key set of provider {id} ('{}') failed: {error}; check that its \
+                 issuer or jwks_uri is reachable from this host",
+                provider.name
+            ))
+        })
     }
 
     fn warm_keys(&self, provider: &Provider) {
@@ -403,7 +406,7 @@ impl Core {
             Some(new.idp_provider_id),
             fields,
         );
-        let mapping = self
+        let (mapping, credential_stored) = self
             .store()
             .create_mapping(proxy_id, &new, credential.as_ref(), &audit)
             .await
@@ -419,10 +422,10 @@ impl Core {
         self.write_audit_file(&[audit]);
         self.reload().await?;
         tracing::info!(proxy_id, mapping_id = mapping.id, "client mapping created");
-        Ok(CreatedMapping {
-            mapping,
-            client_secret: secret,
-        })
+        // A concurrent request may have created the client first; then its secret stands and
+        // ours was never stored, so it must not be shown.
+        let client_secret = secret.filter(|_| credential_stored);
+        Ok(CreatedMapping { mapping, client_secret })
     }
 
     /// Deletes a mapping; new exchanges for that client fail at once, issued tokens stay valid.

@@ -164,6 +164,8 @@ pub struct ProxyPatch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientMapping {
     pub id: i64,
+    /// Not in the admin API's mapping JSON, whose path already names the proxy.
+    #[serde(skip_serializing, default)]
     pub proxy_id: i64,
     pub idp_provider_id: i64,
     pub idp_provider_name: String,

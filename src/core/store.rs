@@ -133,14 +133,16 @@ pub trait Store: Send + Sync + 'static {
     // Client mappings and the resource-AS clients they name.
     async fn list_mappings(&self, proxy_id: Option<i64>) -> StoreResult<Vec<ClientMapping>>;
     async fn get_mapping(&self, proxy_id: i64, mapping_id: i64) -> StoreResult<ClientMapping>;
-    /// Creates the mapping and, when `credential` is given, the client it names, with `audit`.
+    /// Creates the mapping and, when `credential` is given and the client does not exist yet,
+    /// the client it names, with `audit`. The flag tells whether the credential was stored
+    /// (false when another request created the client first).
     async fn create_mapping(
         &self,
         proxy_id: i64,
         new: &NewMapping,
         credential: Option<&NewClientCredential>,
         audit: &NewAuditEvent,
-    ) -> StoreResult<ClientMapping>;
+    ) -> StoreResult<(ClientMapping, bool)>;
     async fn delete_mapping(
         &self,
         proxy_id: i64,

@@ -57,6 +57,10 @@ impl From<CoreError> for ApiError {
                 "provider_disabled",
                 message,
             ),
+            CoreError::Upstream(message) => {
+                tracing::warn!(%message, "admin request failed: identity provider unreachable");
+                Self::new(StatusCode::BAD_GATEWAY, "upstream_failed", message)
+            }
             CoreError::Unavailable(message) => {
                 tracing::error!(%message, "admin request failed: store unavailable");
                 Self::new(
@@ -134,6 +138,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state, require_admin_token));
     Router::new().route("/healthz", get(healthz)).merge(api)
 }
@@ -174,6 +179,23 @@ async fn not_found() -> ApiError {
         "not_found",
         "no such endpoint; see /api/v1/openapi.json",
     )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method; see /api/v1/openapi.json",
+    )
+}
+
+/// The JSON of a proxy, with its issuer identifier and token endpoint.
+fn proxy_json(state: &AppState, proxy: &crate::core::model::Proxy) -> serde_json::Value {
+    let issuer = state.core.config().proxy_issuer(proxy.id);
+    let mut value = serde_json::to_value(proxy).unwrap_or_default();
+    value["issuer"] = issuer.clone().into();
+    value["token_endpoint"] = format!("{issuer}/oauth2/token").into();
+    value
 }
 
 fn parse_id(name: &str, text: &str) -> ApiResult<i64> {
@@ -298,27 +320,14 @@ async fn jwks_health(State(state): State<AppState>) -> Response {
 
 async fn list_proxies(State(state): State<AppState>) -> ApiResult<Response> {
     let proxies = state.core.list_proxies().await?;
-    let listed: Vec<_> = proxies
-        .into_iter()
-        .map(|proxy| {
-            let issuer = state.core.config().proxy_issuer(proxy.id);
-            let mut value = serde_json::to_value(&proxy).unwrap_or_default();
-            value["issuer"] = issuer.clone().into();
-            value["token_endpoint"] = format!("{issuer}/oauth2/token").into();
-            value
-        })
-        .collect();
+    let listed: Vec<_> = proxies.iter().map(|proxy| proxy_json(&state, proxy)).collect();
     Ok(Json(listed).into_response())
 }
 
 async fn get_proxy(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_id("proxy id", &id)?;
     let proxy = state.core.get_proxy(id).await?;
-    let issuer = state.core.config().proxy_issuer(id);
-    let mut value = serde_json::to_value(&proxy).unwrap_or_default();
-    value["issuer"] = issuer.clone().into();
-    value["token_endpoint"] = format!("{issuer}/oauth2/token").into();
-    Ok(Json(value).into_response())
+    Ok(Json(proxy_json(&state, &proxy)).into_response())
 }
 
 async fn create_proxy(
@@ -328,11 +337,7 @@ async fn create_proxy(
 ) -> ApiResult<Response> {
     let new: NewProxy = parse_json(&headers, body)?;
     let proxy = state.core.create_proxy(new).await?;
-    let issuer = state.core.config().proxy_issuer(proxy.id);
-    let mut value = serde_json::to_value(&proxy).unwrap_or_default();
-    value["issuer"] = issuer.clone().into();
-    value["token_endpoint"] = format!("{issuer}/oauth2/token").into();
-    Ok((StatusCode::CREATED, Json(value)).into_response())
+    Ok((StatusCode::CREATED, Json(proxy_json(&state, &proxy))).into_response())
 }
 
 async fn update_proxy(
@@ -343,7 +348,8 @@ async fn update_proxy(
 ) -> ApiResult<Response> {
     let id = parse_id("proxy id", &id)?;
     let patch: ProxyPatch = parse_json(&headers, body)?;
-    Ok(Json(state.core.update_proxy(id, patch).await?).into_response())
+    let proxy = state.core.update_proxy(id, patch).await?;
+    Ok(Json(proxy_json(&state, &proxy)).into_response())
 }
 
 async fn delete_proxy(

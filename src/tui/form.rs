@@ -387,7 +387,7 @@ fn render_text_input(
 }
 
 /// The part of `value` that starts `scroll` columns in and fits `width` columns.
-fn visible_slice(value: &str, scroll: usize, width: usize) -> String {
+pub fn visible_slice(value: &str, scroll: usize, width: usize) -> String {
     let mut skipped = 0;
     let mut used = 0;
     let mut out = String::new();

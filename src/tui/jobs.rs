@@ -17,6 +17,7 @@ use crate::core::model::{
     NewMapping, Provider, ProviderPatch, Proxy, TokenQuery, XaaStats,
 };
 use crate::core::{Core, CoreError, CoreResult};
+use crate::tui::strings;
 
 pub use self::runner::JobSlots;
 
@@ -293,9 +294,8 @@ async fn timed<T>(work: impl Future<Output = CoreResult<T>>) -> CoreResult<T> {
     tokio::time::timeout(JOB_TIMEOUT, work)
         .await
         .unwrap_or_else(|_| {
-            Err(CoreError::Unavailable(format!(
-                "no answer within {} s; an action may still complete, so check the audit log",
-                JOB_TIMEOUT.as_secs()
+            Err(CoreError::Unavailable(strings::no_answer(
+                JOB_TIMEOUT.as_secs(),
             )))
         })
 }
@@ -396,7 +396,7 @@ async fn load_tokens(
     };
     records.extend(core.list_tokens(&by_subject).await?);
     records.extend(core.list_tokens(&by_client).await?);
-    records.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    records.sort_unstable_by_key(|record| std::cmp::Reverse(record.id));
     records.dedup_by_key(|record| record.id);
     Ok(records)
 }

@@ -144,7 +144,7 @@ impl Key {
 }
 
 /// A row of the key table.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Binding {
     pub scope: Scope,
     pub keys: &'static [Key],

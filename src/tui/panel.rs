@@ -45,12 +45,18 @@ impl<T> Panel<T> {
         }
     }
 
-    pub fn data(&self) -> Option<&T> {
-        self.data.as_ref()
+    /// Changes the loaded data in place after a successful incremental load (a poll).
+    pub fn update(&mut self, change: impl FnOnce(&mut T)) {
+        self.loading = false;
+        self.error = None;
+        self.updated_at = Some(Utc::now());
+        if let Some(data) = self.data.as_mut() {
+            change(data);
+        }
     }
 
-    pub fn data_mut(&mut self) -> Option<&mut T> {
-        self.data.as_mut()
+    pub fn data(&self) -> Option<&T> {
+        self.data.as_ref()
     }
 
     pub fn is_loading(&self) -> bool {

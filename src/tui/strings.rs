@@ -46,6 +46,7 @@ pub const YES: &str = "yes";
 pub const NO: &str = "no";
 pub const NEVER: &str = "never";
 pub const NONE: &str = "none";
+pub const DISABLED: &str = "disabled";
 
 // Statistics tab.
 pub const CARD_TOKENS: &str = "ID-JAG Tokens";
@@ -132,9 +133,9 @@ pub const COL_ISSUED: &str = "Issued";
 pub const COL_EXPIRES: &str = "Expires";
 pub const COL_STATUS: &str = "Status";
 pub const COL_USES: &str = "Uses";
-pub const STATUS_ACTIVE: &str = "active";
-pub const STATUS_REVOKED: &str = "revoked";
-pub const STATUS_EXPIRED: &str = "expired";
+pub const REVOKED_AT: &str = "Revoked At";
+pub const COL_PROXY: &str = "Proxy";
+pub const COL_REASON_CODE: &str = "Reason code";
 pub const STATUS_ALL: &str = "all";
 pub const NO_TOKENS: &str = "No ID-JAG has been redeemed at this proxy yet.";
 pub const TOKEN_DETAILS_TITLE: &str = "Token Details";
@@ -161,7 +162,6 @@ pub const DONE_TITLE: &str = "Done";
 pub const LOADING: &str = "loading…";
 pub const WORKING: &str = "working…";
 pub const REQUIRED: &str = "required";
-pub const TIMED_OUT: &str = "the store did not answer in time; retrying";
 pub const PROVIDER_DISABLE_TITLE: &str = "Disable Provider";
 pub const PROVIDER_ENABLE_TITLE: &str = "Enable Provider";
 pub const PROVIDER_DISABLE_WARNING: &str =
@@ -201,11 +201,10 @@ pub fn action_label(action: Action) -> &'static str {
         Action::NextField => "next field",
         Action::PrevField => "previous field",
         Action::Submit => "submit",
-        Action::Cancel => "cancel",
+        Action::Cancel | Action::Deny => "cancel",
         Action::ChooseNext => "choose",
         Action::ChoosePrev => "choose previous",
         Action::Confirm => "confirm",
-        Action::Deny => "cancel",
         Action::SwitchButton => "switch button",
         Action::Activate => "press button",
         Action::Close => "close",
@@ -276,6 +275,16 @@ pub fn retry_in(seconds: u64) -> String {
 /// A failed refresh, shown where its data would be.
 pub fn refresh_failed(error: &str) -> String {
     format!("refresh failed: {error}")
+}
+
+/// A job that got no answer from the store in time.
+pub fn no_answer(seconds: u64) -> String {
+    format!("no answer within {seconds} s; an action may still complete, so check the audit log")
+}
+
+/// The label over a sparkline of the activity chart.
+pub fn activity_label(series: &str, last: u64, peak: u64, minutes: usize) -> String {
+    format!("{series}: {last} this minute, peak {peak} in the last {minutes} min")
 }
 
 /// The JTI confirmation text.

@@ -133,13 +133,15 @@ pub struct TableView<'a, T> {
     pub cells: &'a dyn Fn(&T) -> Vec<CellText>,
     pub block: Block<'a>,
     pub empty: &'a str,
+    /// Whether the selected row is highlighted (tables without a selection turn it off).
+    pub highlight: bool,
 }
 
 impl<T> TableView<'_, T> {
     /// Draws the table and updates the selection's scroll offset.
     pub fn render(self, frame: &mut Frame, area: Rect, selection: &mut Selection, theme: &Theme) {
         let inner = self.block.inner(area);
-        frame.render_widget(self.block, area);
+        frame.render_widget(self.block.clone(), area);
         if self.items.is_empty() {
             let message = Paragraph::new(Line::styled(self.empty, theme.muted))
                 .wrap(Wrap { trim: true });
@@ -171,10 +173,15 @@ impl<T> TableView<'_, T> {
                     }),
             )
         });
+        let highlight = if self.highlight {
+            theme.selected
+        } else {
+            Style::new()
+        };
         let table = Table::new(body, widths.iter().map(|w| Constraint::Length(*w)))
             .header(header)
             .column_spacing(COLUMN_SPACING)
-            .row_highlight_style(theme.selected);
+            .row_highlight_style(highlight);
         let mut state =
             TableState::default().with_selected(Some(selection.selected - visible.start));
         frame.render_stateful_widget(table, inner, &mut state);

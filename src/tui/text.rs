@@ -92,6 +92,19 @@ pub const TIME_WIDTH: usize = 19;
 /// Width of the shortest time format that still carries the date.
 pub const SHORT_TIME_WIDTH: usize = 11;
 
+/// Screen width from which tables show full times instead of the short form.
+const FULL_TIME_FROM_COLUMNS: u16 = 120;
+
+/// The time width for table columns on a screen `columns` wide: full times on wide screens,
+/// month, day, hours and minutes on narrow ones.
+pub fn table_time_width(columns: u16) -> usize {
+    if columns >= FULL_TIME_FROM_COLUMNS {
+        TIME_WIDTH
+    } else {
+        SHORT_TIME_WIDTH
+    }
+}
+
 /// Formats a time in the local time zone in the most detailed format that fits `max` columns.
 pub fn time(at: DateTime<Utc>, max: usize) -> String {
     let local = at.with_timezone(&Local);

@@ -46,9 +46,7 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://USER@HOST/DB` or `postgresql://...`) and
     /// runs the migrations. Concurrent instances may call this at once: sqlx serializes
     /// migrations with an advisory lock.
-    ///
-    /// NOTE: sqlx is built without a TLS feature, so connections are unencrypted and a URL with
-    /// `sslmode=require` fails to connect.
+    /// TLS follows the URL's `sslmode` (rustls with the webpki root certificates).
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
@@ -630,7 +628,7 @@ async fn create_mapping_job(
     new: &NewMapping,
     credential: Option<&NewClientCredential>,
     audit: &NewAuditEvent,
-) -> StoreResult<ClientMapping> {
+) -> StoreResult<(ClientMapping, bool)> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO client_mappings (proxy_id, idp_provider_id, client_id_at_idp, \
          client_id_at_resource_as, allowed_scopes, created_at) \
@@ -653,24 +651,26 @@ async fn create_mapping_job(
             ),
         )
     })?;
+    let mut credential_created = false;
     if let Some(credential) = credential {
-        sqlx::query(
+        credential_created = sqlx::query(
             "INSERT INTO resource_clients (proxy_id, client_id, secret_hash, created_at) \
-             VALUES ($1, $2, $3, $4)",
+             VALUES ($1, $2, $3, $4) ON CONFLICT (proxy_id, client_id) DO NOTHING RETURNING client_id",
         )
         .bind(proxy_id)
         .bind(&credential.client_id)
         .bind(&credential.secret_hash)
         .bind(millis(Utc::now()))
-        .execute(&mut *conn)
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(|error| map_error(error, &format!("client '{}'", credential.client_id)))?;
+        .map_err(|error| map_error(error, &format!("client '{}'", credential.client_id)))?
+        .is_some();
     }
     touch_mappings(conn, proxy_id).await?;
     insert_audit(conn, &mapping_created_audit(audit, id)).await?;
     let sql = format!("{MAPPING_SELECT} WHERE m.id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_one(&mut *conn).await?;
-    mapping_from_row(&row)
+    Ok((mapping_from_row(&row)?, credential_created))
 }
 
 async fn delete_mapping_job(
@@ -959,11 +959,11 @@ impl Store for PostgresStore {
         new: &NewMapping,
         credential: Option<&NewClientCredential>,
         audit: &NewAuditEvent,
-    ) -> StoreResult<ClientMapping> {
+    ) -> StoreResult<(ClientMapping, bool)> {
         let mut tx = self.pool.begin().await?;
-        let mapping = create_mapping_job(&mut tx, proxy_id, new, credential, audit).await?;
+        let created = create_mapping_job(&mut tx, proxy_id, new, credential, audit).await?;
         tx.commit().await?;
-        Ok(mapping)
+        Ok(created)
     }
 
     async fn delete_mapping(

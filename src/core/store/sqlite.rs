@@ -987,7 +987,7 @@ impl Store for SqliteStore {
         new: &NewMapping,
         credential: Option<&NewClientCredential>,
         audit: &NewAuditEvent,
-    ) -> StoreResult<ClientMapping> {
+    ) -> StoreResult<(ClientMapping, bool)> {
         let (new, credential, audit) = (new.clone(), credential.cloned(), audit.clone());
         self.write(move |conn| {
             Box::pin(async move {
@@ -1013,24 +1013,26 @@ impl Store for SqliteStore {
                         ),
                     )
                 })?;
+                let mut credential_created = false;
                 if let Some(credential) = credential {
-                    sqlx::query(
+                    credential_created = sqlx::query(
                         "INSERT INTO resource_clients (proxy_id, client_id, secret_hash, \
-                         created_at) VALUES (?, ?, ?, ?)",
+                         created_at) VALUES (?, ?, ?, ?) ON CONFLICT (proxy_id, client_id) DO NOTHING RETURNING client_id",
                     )
                     .bind(proxy_id)
                     .bind(&credential.client_id)
                     .bind(&credential.secret_hash)
                     .bind(millis(Utc::now()))
-                    .execute(&mut *conn)
+                    .fetch_optional(&mut *conn)
                     .await
-                    .map_err(|error| map_error(error, &format!("client '{}'", credential.client_id)))?;
+                    .map_err(|error| map_error(error, &format!("client '{}'", credential.client_id)))?
+                    .is_some();
                 }
                 touch_mappings(conn, proxy_id).await?;
                 insert_audit(conn, &mapping_created_audit(&audit, id)).await?;
                 let sql = format!("{MAPPING_SELECT} WHERE m.id = ?");
                 let row = sqlx::query(&sql).bind(id).fetch_one(&mut *conn).await?;
-                mapping_from_row(&row)
+                Ok((mapping_from_row(&row)?, credential_created))
             })
         })
         .await

@@ -73,22 +73,28 @@ impl AddMappingDialog {
     pub fn handle(&mut self, action: Action, effects: &mut Effects) -> Outcome {
         match action {
             Action::Cancel => return Outcome::Close,
-            Action::NextField => {
-                if !self.form.focus_next() {
-                    self.form.focus = 0;
-                }
-            }
-            Action::PrevField => {
-                if !self.form.focus_prev() {
-                    self.form.focus_last();
-                }
-            }
+            Action::NextField => self.next_field(),
+            Action::PrevField => self.prev_field(),
             Action::ChooseNext => self.form.choose(1),
             Action::ChoosePrev => self.form.choose(-1),
             Action::Submit => self.submit(effects),
             _ => {}
         }
         Outcome::Keep
+    }
+
+    /// Moves to the next field, from the button back to the first field.
+    fn next_field(&mut self) {
+        if !self.form.focus_next() {
+            self.form.focus = 0;
+        }
+    }
+
+    /// Moves to the previous field, from the first field round to the button.
+    fn prev_field(&mut self) {
+        if !self.form.focus_prev() {
+            self.form.focus_last();
+        }
     }
 
     fn submit(&mut self, effects: &mut Effects) {

@@ -75,11 +75,6 @@ impl MessageDialog {
         self
     }
 
-    /// The text of every line, for tests and logs.
-    pub fn text(&self) -> Vec<String> {
-        self.lines.iter().map(|line| line.text.clone()).collect()
-    }
-
     pub fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let width = WIDTH.min(area.width);
         let text_width = width.saturating_sub(4);

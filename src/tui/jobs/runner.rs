@@ -34,13 +34,11 @@ impl JobSlots {
         if key == JobKey::Action {
             return None;
         }
-        match self.waiting.remove(&key) {
-            Some(next) => Some(next),
-            None => {
-                self.running.remove(&key);
-                None
-            }
+        let next = self.waiting.remove(&key);
+        if next.is_none() {
+            self.running.remove(&key);
         }
+        next
     }
 }
 

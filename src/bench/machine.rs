@@ -1,0 +1,112 @@
+//! The machine a benchmark runs on, and process CPU time from `/proc`.
+
+use std::time::Duration;
+
+use super::BenchError;
+
+/// Clock ticks per second of `/proc/<pid>/stat` when `getconf CLK_TCK` cannot be run; 100 on
+/// every mainstream Linux architecture.
+const DEFAULT_CLOCK_TICKS: u64 = 100;
+
+/// Hardware and kernel facts printed with the figures.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs available to this process (what `nproc` prints).
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory: String,
+    pub kernel: String,
+}
+
+/// Reads the machine facts from `/proc`; a missing file yields "unknown".
+pub fn describe() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    Machine {
+        cpus: std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        cpu_model: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),
+        memory: field(&meminfo, "MemTotal").map_or_else(|| "unknown".into(), format_memory),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".into(), |text| text.trim().to_owned()),
+    }
+}
+
+fn field(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(key, _)| key.trim() == name)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+/// Turns `/proc/meminfo`'s "24576000 kB" into "23.4 GiB".
+fn format_memory(value: String) -> String {
+    let kib = value
+        .split_whitespace()
+        .next()
+        .and_then(|number| number.parse::<u32>().ok());
+    match kib {
+        Some(kib) => format!("{:.1} GiB", f64::from(kib) / 1024.0 / 1024.0),
+        None => value,
+    }
+}
+
+/// User plus system CPU time of a process, all threads included.
+pub fn cpu_time(pid: u32) -> Result<Duration, BenchError> {
+    read_cpu_time(&format!("/proc/{pid}/stat"))
+}
+
+/// User plus system CPU time of this process: the load generator and the demo IdP.
+pub fn own_cpu_time() -> Result<Duration, BenchError> {
+    read_cpu_time("/proc/self/stat")
+}
+
+fn read_cpu_time(path: &str) -> Result<Duration, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(BenchError::io(format!("read {path}")))?;
+    // The command name in field 2 may contain spaces, so fields are counted after its ')'.
+    // utime and stime are fields 14 and 15, i.e. the 12th and 13th after the name.
+    let after_name = text.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let mut fields = after_name.split_whitespace().skip(11);
+    let mut next_ticks = || fields.next().and_then(|value| value.parse::<u64>().ok());
+    let (Some(user), Some(system)) = (next_ticks(), next_ticks()) else {
+        return Err(BenchError::Server(format!("{path} has no utime and stime fields")));
+    };
+    let ticks = user + system;
+    let per_second = clock_ticks();
+    Ok(Duration::from_secs(ticks / per_second)
+        + Duration::from_nanos((ticks % per_second) * 1_000_000_000 / per_second))
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|output| String::from_utf8(output.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .filter(|ticks| *ticks > 0)
+            .unwrap_or(DEFAULT_CLOCK_TICKS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cpu_time_reads_proc() {
+        assert!(own_cpu_time().is_ok());
+    }
+
+    #[test]
+    fn memory_formats_in_gib() {
+        assert_eq!(format_memory("2097152 kB".into()), "2.0 GiB");
+    }
+
+    #[test]
+    fn field_finds_first_match() {
+        let text = "processor\t: 0\nmodel name\t: Example CPU\nmodel name\t: Other\n";
+        assert_eq!(field(text, "model name").as_deref(), Some("Example CPU"));
+    }
+}
