@@ -182,11 +182,13 @@ impl BenchArgs {
         if !(1..=self.connections).contains(&self.client_threads) {
             return invalid("--client-threads must be between 1 and --connections");
         }
-        if self.tokens.is_some_and(|count| !(1..=MAX_TOKENS_PER_PHASE).contains(&count)) {
+        if self
+            .tokens
+            .is_some_and(|count| !(1..=MAX_TOKENS_PER_PHASE).contains(&count))
+        {
             return invalid("--tokens must be between 1 and 2,000,000");
         }
-        if self.scale && (self.subject_records == 0 || self.subject_records > self.scale_records)
-        {
+        if self.scale && (self.subject_records == 0 || self.subject_records > self.scale_records) {
             return invalid("--subject-records must be between 1 and --scale-records");
         }
         Ok(())
@@ -224,8 +226,10 @@ pub async fn run(args: BenchArgs) -> Result<String, BenchError> {
 
     let text = report.render();
     if let Some(path) = &args.report {
-        std::fs::write(path, &text)
-            .map_err(BenchError::io(format!("write the report to {}", path.display())))?;
+        std::fs::write(path, &text).map_err(BenchError::io(format!(
+            "write the report to {}",
+            path.display()
+        )))?;
     }
     Ok(text)
 }
@@ -258,7 +262,9 @@ async fn drive_phases(
     server.wait_ready(STARTUP_LIMIT).await?;
     let admin = AdminClient::new(server)?;
     let gateway = admin.configure_gateway(idp.issuer()).await?;
-    let first = idp.mint_batch(&MintSpec::valid(&gateway, "bench-user"), 1).await?;
+    let first = idp
+        .mint_batch(&MintSpec::valid(&gateway, "bench-user"), 1)
+        .await?;
     let status = gateway.redeem(&admin.http, &first[0]).await?;
     if status != 200 {
         return Err(BenchError::Server(format!(
@@ -285,7 +291,11 @@ async fn drive_phases(
             };
             load::run_phase(Arc::clone(&target), Arc::clone(&pool), warmup).await?;
         }
-        tracing::info!(mode = mode.name(), seconds = args.seconds, "measuring a load phase");
+        tracing::info!(
+            mode = mode.name(),
+            seconds = args.seconds,
+            "measuring a load phase"
+        );
         let server_cpu = server.cpu_time()?;
         let client_cpu = machine::own_cpu_time()?;
         let jwks_fetches = idp.jwks_fetches();

@@ -93,6 +93,8 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         addr: std::net::SocketAddr,
     },
+    /// Benchmark a child `xaa serve` on loopback and print a Markdown report.
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 /// Output format shared by the verbs.
@@ -313,11 +315,11 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
                         };
                         format!(
                             "{}  proxy {}  provider {}  sub {}  client {}  {}  seen {}x",
-                            t.jti,
+                            printable(&t.jti),
                             t.proxy_id,
                             t.idp_provider_id,
-                            t.subject.escape_default(),
-                            t.client_id_at_resource_as,
+                            printable(&t.subject),
+                            printable(&t.client_id_at_resource_as),
                             state,
                             t.presentation_count
                         )
@@ -347,19 +349,38 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
                             e.id,
                             e.at.format("%Y-%m-%d %H:%M:%S"),
                             e.event_type,
-                            e.actor.escape_default(),
+                            printable(&e.actor),
                             e.reason_code.as_deref().unwrap_or("-"),
-                            serde_json::Value::Object(e.fields.clone())
+                            printable(&serde_json::Value::Object(e.fields.clone()).to_string())
                         )
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
             })
         }
-        Command::Serve | Command::Config { .. } | Command::AdminToken | Command::DemoIdp { .. } => {
+        Command::Serve
+        | Command::Config { .. }
+        | Command::AdminToken
+        | Command::DemoIdp { .. }
+        | Command::Bench(_) => {
             bail!("this command is not a store verb")
         }
     }
+}
+
+/// Makes stored text safe to print on a terminal: control characters (C0, DEL, C1) and
+/// bidirectional overrides become `\u{..}` escapes; other characters pass unchanged.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -386,7 +407,7 @@ async fn run_provider(core: &Core, command: ProviderCommand) -> Result<()> {
                             p.name,
                             p.kind,
                             if p.enabled { "enabled" } else { "disabled" },
-                            p.issuer
+                            printable(&p.issuer)
                         )
                     })
                     .collect::<Vec<_>>()
@@ -489,7 +510,7 @@ async fn run_proxy(core: &Core, command: ProxyCommand) -> Result<()> {
             done(&format!("proxy {id}: issuance enabled"))
         }
         ProxyCommand::Delete { id } => {
-            core.delete_proxy(id).await?;
+            core.delete_proxy(id, &default_actor()).await?;
             done(&format!("proxy {id} deleted"))
         }
     }
@@ -505,9 +526,9 @@ async fn run_mapping(core: &Core, command: MappingCommand, actor: &str) -> Resul
                         format!(
                             "{:>4}  {:<20} {:<24} -> {:<24} {}  {}",
                             m.id,
-                            m.idp_provider_name,
-                            m.client_id_at_idp,
-                            m.client_id_at_resource_as,
+                            printable(&m.idp_provider_name),
+                            printable(&m.client_id_at_idp),
+                            printable(&m.client_id_at_resource_as),
                             m.allowed_scopes.join(", "),
                             m.created_at.format("%Y-%m-%d %H:%M")
                         )

@@ -103,7 +103,7 @@ struct Inner {
     keys: SigningKeys,
     snapshot: RwLock<Arc<Snapshot>>,
     metrics: Metrics,
-    audit_file: Option<AuditFile>,
+    audit_file: Option<Arc<AuditFile>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -148,7 +148,11 @@ impl Core {
         );
         let providers: Vec<_> = snapshot.providers.values().cloned().collect();
         jwks.load_persisted(&providers).await;
-        let audit_file = AuditFile::open(&config.server.log_dir);
+        let audit_file = AuditFile::open(&config.server.log_dir).map(Arc::new);
+        if let Some(file) = &audit_file {
+            let file = Arc::clone(file);
+            jwks.set_audit_mirror(Arc::new(move |event| file.write(event)));
+        }
         let (shutdown, _) = watch::channel(false);
 
         let core = Self {

@@ -5,9 +5,11 @@
 //! - [`server`] exposes the core over HTTP: the per-proxy OAuth endpoints and the admin API.
 //! - [`config`] loads the layered configuration.
 //! - [`tui`] is the terminal dashboard; it calls `core` like the server does.
+//! - [`bench`] is `xaa bench`, the load and scale benchmark of a child `xaa serve`.
 //!
 //! `server` (and the dashboard) call `core`; `core` calls neither.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -17,7 +17,7 @@ use xaa::server::{self, AppState};
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    color_eyre::install()?;
+    install_error_reports()?;
     let cli = Cli::parse();
     match cli.command {
         Command::Config { check } => check_config(check.as_deref()),
@@ -37,6 +37,12 @@ async fn main() -> Result<()> {
             init_cli_logging();
             run_demo_idp(addr).await
         }
+        Command::Bench(args) => {
+            init_logging_to_stderr("info,sqlx=warn");
+            let report = xaa::bench::run(*args).await?;
+            print_line(report.trim_end());
+            Ok(())
+        }
         verb => {
             let config = Config::load(cli.config.as_deref())?;
             init_cli_logging();
@@ -46,6 +52,19 @@ async fn main() -> Result<()> {
             result
         }
     }
+}
+
+/// Installs color-eyre, with colours only when stderr is a terminal and `NO_COLOR` is unset.
+fn install_error_reports() -> Result<()> {
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if colour {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    color_eyre::config::HookBuilder::default()
+        .theme(theme)
+        .install()
 }
 
 #[expect(clippy::print_stdout, reason = "the command's output is its result")]
@@ -101,7 +120,13 @@ fn init_server_logging(log_dir: &Path) -> Option<tracing_appender::non_blocking:
 
 /// Verbs log warnings and errors to stderr only, so their stdout stays machine-readable.
 fn init_cli_logging() {
-    let filter = EnvFilter::try_from_env("XAA_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    init_logging_to_stderr("warn");
+}
+
+/// Logs to stderr with `XAA_LOG` as the filter, or `default_filter` when it is unset.
+fn init_logging_to_stderr(default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_env("XAA_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -68,7 +68,9 @@ fn read_cpu_time(path: &str) -> Result<Duration, BenchError> {
     let mut fields = after_name.split_whitespace().skip(11);
     let mut next_ticks = || fields.next().and_then(|value| value.parse::<u64>().ok());
     let (Some(user), Some(system)) = (next_ticks(), next_ticks()) else {
-        return Err(BenchError::Server(format!("{path} has no utime and stime fields")));
+        return Err(BenchError::Server(format!(
+            "{path} has no utime and stime fields"
+        )));
     };
     let ticks = user + system;
     let per_second = clock_ticks();

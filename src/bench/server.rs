@@ -126,7 +126,10 @@ impl ServerProcess {
             .env("XAA_SERVER__ADMIN_ADDR", admin_addr.to_string())
             .env("XAA_SERVER__PUBLIC_URL", PUBLIC_URL)
             .env("XAA_SERVER__DATA_DIR", &spec.data_dir)
-            .env("XAA_SERVER__LOG_DIR", spec.data_dir.join(format!("logs-{instance}")))
+            .env(
+                "XAA_SERVER__LOG_DIR",
+                spec.data_dir.join(format!("logs-{instance}")),
+            )
             .env("XAA_DATABASE__URL", spec.database_url())
             .env("XAA_ADMIN_TOKEN", ADMIN_TOKEN);
 
@@ -264,13 +267,13 @@ impl AdminClient {
         })
     }
 
-    /// Creates the provider (trusting `issuer`, with no clock leeway so expired ID-JAGs can be
-    /// produced in seconds), one proxy and one mapping, and returns what a client needs.
+    /// Creates a provider trusting `issuer` with the default settings, one proxy and one
+    /// mapping, and returns what a client needs.
     pub async fn configure_gateway(&self, issuer: &str) -> Result<Gateway, BenchError> {
         let provider = self
             .post(
                 "/api/v1/providers",
-                &json!({"name": "bench-idp", "issuer": issuer, "leeway_secs": 0}),
+                &json!({"name": "bench-idp", "issuer": issuer}),
             )
             .await?;
         let provider_id = id_field(&provider, "id", "POST /api/v1/providers")?;
@@ -299,6 +302,7 @@ impl AdminClient {
         let token_path = format!("/proxies/{proxy_id}/oauth2/token");
         Ok(Gateway {
             provider_id,
+            proxy_id,
             proxy_issuer: format!("{PUBLIC_URL}/proxies/{proxy_id}"),
             token_url: format!("{}{token_path}", self.public_base),
             token_path,
@@ -316,7 +320,8 @@ fn id_field(value: &Value, name: &str, request: &str) -> Result<i64, BenchError>
 
 /// `Authorization: Basic` with form-encoded id and secret (RFC 6749 §2.3.1).
 fn basic_authorization(client_id: &str, secret: &str) -> String {
-    let encode = |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
+    let encode =
+        |text: &str| url::form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
     let pair = format!("{}:{}", encode(client_id), encode(secret));
     format!("Basic {}", STANDARD.encode(pair))
 }
@@ -325,6 +330,7 @@ fn basic_authorization(client_id: &str, secret: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Gateway {
     pub provider_id: i64,
+    pub proxy_id: i64,
     /// The proxy's issuer identifier: the `aud` of its ID-JAGs.
     pub proxy_issuer: String,
     /// Path of the proxy's token endpoint.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Map;
 use sha2::{Digest, Sha256};
 
-use crate::core::exchange::claims::is_scope_token;
+use crate::core::exchange::claims::{is_jti_text, is_scope_token};
 use crate::core::model::{
     AuditEvent, AuditEventType, AuditQuery, ClientMapping, IdJagRecord, NewAuditEvent, NewMapping,
     NewProvider, NewProxy, Provider, ProviderPatch, Proxy, ProxyKind, ProxyPatch, Revocation,
@@ -86,18 +86,15 @@ fn check_optional_text(field: &str, value: Option<&str>, max_bytes: usize) -> Co
     }
 }
 
-/// A JTI is a UUID or base64/base64url text of at most 256 characters.
+/// Checks a JTI given to the revocation API with the rule the exchange applies
+/// ([`is_jti_text`]), so no recorded ID-JAG is out of reach.
 pub fn check_jti_format(jti: &str) -> CoreResult<()> {
-    let valid = !jti.is_empty()
-        && jti.len() <= MAX_TEXT_BYTES
-        && jti
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'/' | b'='));
-    if valid {
+    if is_jti_text(jti) {
         Ok(())
     } else {
         Err(invalid(format!(
-            "jti '{}' is not a UUID or base64url value (letters, digits, '-', '_', at most 256)",
+            "jti '{}' is not a valid JTI: use the token's jti claim, a UUID or base64url text \
+             of at most 256 visible ASCII characters (no spaces, quotes or backslashes)",
             jti.chars().take(80).collect::<String>().escape_default()
         )))
     }
@@ -121,6 +118,15 @@ fn check_scopes(scopes: &[String]) -> CoreResult<()> {
     }
     if scopes.len() > 64 {
         return Err(invalid("allowed_scopes has more than 64 scopes"));
+    }
+    if let Some(long) = scopes.iter().find(|scope| scope.len() > 256) {
+        return Err(invalid(format!(
+            "scope '{}...' is longer than 256 bytes",
+            long.chars().take(40).collect::<String>()
+        )));
+    }
+    if scopes.iter().map(|scope| scope.len() + 1).sum::<usize>() > 2048 {
+        return Err(invalid("allowed_scopes is longer than 2048 bytes in total"));
     }
     if let Some(bad) = scopes.iter().find(|scope| !is_scope_token(scope)) {
         return Err(invalid(format!(
@@ -191,8 +197,19 @@ impl Core {
     pub async fn create_provider(&self, new: NewProvider) -> CoreResult<Provider> {
         check_text("name", &new.name, MAX_TEXT_BYTES)?;
         let allow_http = self.config().jwks.allow_http_loopback;
+        check_text("issuer", &new.issuer, 1024)?;
         check_url("issuer", &new.issuer, allow_http)?;
+        let own = self.config().server.public_url.trim_end_matches('/');
+        if new.issuer.trim_end_matches('/') == own
+            || new.issuer.starts_with(&format!("{own}/proxies/"))
+        {
+            return Err(invalid(format!(
+                "issuer '{}' is this gateway itself; a provider must be an external IdP",
+                new.issuer
+            )));
+        }
         if let Some(uri) = &new.jwks_uri {
+            check_text("jwks_uri", uri, 1024)?;
             check_url("jwks_uri", uri, allow_http)?;
         }
         let defaults = &self.config().providers;
@@ -223,6 +240,7 @@ impl Core {
             check_text("name", name, MAX_TEXT_BYTES)?;
         }
         if let Some(Some(uri)) = &patch.jwks_uri {
+            check_text("jwks_uri", uri, 1024)?;
             check_url("jwks_uri", uri, self.config().jwks.allow_http_loopback)?;
         }
         let current = self.store().get_provider(id).await?;
@@ -334,7 +352,11 @@ impl Core {
     }
 
     /// Removes a proxy with its mappings and clients; token records stay for the audit trail.
-    pub async fn delete_proxy(&self, id: i64) -> CoreResult<()> {
+    pub async fn delete_proxy(&self, id: i64, actor: &str) -> CoreResult<()> {
+        // Mappings go one by one first so each removal leaves its own audit record.
+        for mapping in self.store().list_mappings(Some(id)).await? {
+            self.delete_mapping(id, mapping.id, actor).await?;
+        }
         self.store().delete_proxy(id).await?;
         self.reload().await?;
         tracing::info!(proxy_id = id, "proxy deleted");
@@ -425,7 +447,10 @@ impl Core {
         // A concurrent request may have created the client first; then its secret stands and
         // ours was never stored, so it must not be shown.
         let client_secret = secret.filter(|_| credential_stored);
-        Ok(CreatedMapping { mapping, client_secret })
+        Ok(CreatedMapping {
+            mapping,
+            client_secret,
+        })
     }
 
     /// Deletes a mapping; new exchanges for that client fail at once, issued tokens stay valid.
@@ -510,6 +535,12 @@ impl Core {
             already_revoked: already,
             message: if already {
                 format!("token {jti} was already revoked")
+            } else if outcome.newly_revoked > 1 {
+                format!(
+                    "{} records with jti {jti} revoked (the same jti was issued by several \
+                     providers)",
+                    outcome.newly_revoked
+                )
             } else {
                 format!("token {jti} revoked")
             },

@@ -570,6 +570,12 @@ fn check_claims(
     let times = claims::check_times(&claims, limits)?;
     let subject = claims::required_string(&claims, "sub", "sub_invalid", limits.max_claim_bytes)?;
     let jti = claims::required_string(&claims, "jti", "jti_invalid", limits.max_claim_bytes)?;
+    if !claims::is_jti_text(&jti) {
+        return Err(grant(
+            "jti_invalid",
+            "'jti' is not 1 to 256 visible ASCII characters without quotes",
+        ));
+    }
     let client_id = claims::required_string(
         &claims,
         "client_id",

@@ -477,6 +477,8 @@ pub struct JwksCache {
     store: Arc<dyn Store>,
     slots: RwLock<HashMap<i64, Arc<ProviderSlot>>>,
     refresh_budget: Mutex<RefreshBudget>,
+    /// Where stored audit events are mirrored (the audit log file), when set.
+    audit_mirror: RwLock<Option<Arc<dyn Fn(&NewAuditEvent) + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -499,7 +501,13 @@ impl JwksCache {
             http,
             store,
             slots: RwLock::new(HashMap::new()),
+            audit_mirror: RwLock::new(None),
         })
+    }
+
+    /// Mirrors every audit event this cache stores to `mirror` as well (the audit log file).
+    pub fn set_audit_mirror(&self, mirror: Arc<dyn Fn(&NewAuditEvent) + Send + Sync>) {
+        *self.audit_mirror.write() = Some(mirror);
     }
 
     pub fn settings(&self) -> &JwksSettings {
@@ -1044,6 +1052,11 @@ impl JwksCache {
         let audit = key_set_changed.then(|| cache_updated_event(provider_id, entry.key_count));
         if let Err(error) = self.store.save_jwks(&entry, audit.as_ref()).await {
             warn!(provider_id, error = %error_chain(&error), "saving the JWKS cache entry failed");
+            return;
+        }
+        let mirror = self.audit_mirror.read().clone();
+        if let (Some(event), Some(mirror)) = (&audit, mirror) {
+            mirror(event);
         }
     }
 

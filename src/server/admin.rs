@@ -320,7 +320,10 @@ async fn jwks_health(State(state): State<AppState>) -> Response {
 
 async fn list_proxies(State(state): State<AppState>) -> ApiResult<Response> {
     let proxies = state.core.list_proxies().await?;
-    let listed: Vec<_> = proxies.iter().map(|proxy| proxy_json(&state, proxy)).collect();
+    let listed: Vec<_> = proxies
+        .iter()
+        .map(|proxy| proxy_json(&state, proxy))
+        .collect();
     Ok(Json(listed).into_response())
 }
 
@@ -355,9 +358,10 @@ async fn update_proxy(
 async fn delete_proxy(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     let id = parse_id("proxy id", &id)?;
-    state.core.delete_proxy(id).await?;
+    state.core.delete_proxy(id, &actor_from(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

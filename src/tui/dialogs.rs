@@ -124,14 +124,3 @@ fn frame_with_block(frame: &mut Frame, area: Rect, size: (u16, u16), block: Bloc
     frame.render_widget(block, outer);
     inner
 }
-
-/// Number of lines `text` takes when wrapped at `width` columns (an estimate by width, which
-/// may be one short when words wrap early).
-pub fn wrapped_height(text: &str, width: u16) -> u16 {
-    let width = usize::from(width.max(1));
-    let lines: usize = text
-        .split('\n')
-        .map(|line| crate::tui::text::width(line).div_ceil(width).max(1))
-        .sum();
-    u16::try_from(lines).unwrap_or(u16::MAX)
-}

@@ -8,7 +8,7 @@ use crossterm::event::Event;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
+use ratatui::widgets::{Paragraph, Wrap};
 use tui_input::backend::crossterm::to_input_request;
 use tui_input::{Input, InputRequest};
 use unicode_width::UnicodeWidthChar;
@@ -247,11 +247,25 @@ impl Form {
         matches!(self.status, Some(FormStatus::Working(_)))
     }
 
-    /// Lines the form needs: one per field and error, a gap, the button and the status line.
-    pub fn height(&self) -> u16 {
-        let errors = self.fields.iter().filter(|f| f.error.is_some()).count();
-        let status = usize::from(self.status.is_some());
-        u16::try_from(self.fields.len() + errors + 2 + status).unwrap_or(u16::MAX)
+    /// Lines the form needs at `width` columns: one per field, the wrapped errors, a gap, the
+    /// button and the wrapped status line.
+    pub fn height(&self, width: u16) -> u16 {
+        let error_width = width.saturating_sub(self.label_width().min(width / 2));
+        let errors: u16 = self
+            .fields
+            .iter()
+            .filter_map(|field| field.error.as_deref())
+            .map(|error| text::wrapped_height(&text::sanitize(error), error_width))
+            .sum();
+        let status = self.status.as_ref().map_or(0, |status| match status {
+            FormStatus::Working(label) => text::wrapped_height(label, width),
+            FormStatus::Failed(error) => text::wrapped_height(&text::sanitize(error), width),
+        });
+        let fields = u16::try_from(self.fields.len()).unwrap_or(u16::MAX);
+        fields
+            .saturating_add(errors)
+            .saturating_add(2)
+            .saturating_add(status)
     }
 
     /// Width of the label column.
@@ -273,14 +287,14 @@ impl Form {
             render_field(frame, row, label_width, field, focused, theme);
             y += 1;
             if let Some(error) = &field.error {
-                if y >= area.bottom() {
-                    return;
-                }
-                let width = usize::from(area.width.saturating_sub(label_width));
-                let line = Line::styled(text::fit(error, width), theme.error);
-                let row = Rect::new(area.x + label_width, y, area.width - label_width, 1);
-                frame.render_widget(Paragraph::new(line), row);
-                y += 1;
+                let error = text::sanitize(error).into_owned();
+                let width = area.width.saturating_sub(label_width);
+                let height = text::wrapped_height(&error, width).min(area.bottom() - y);
+                let rows = Rect::new(area.x + label_width, y, width, height);
+                let message =
+                    Paragraph::new(Line::styled(error, theme.error)).wrap(Wrap { trim: true });
+                frame.render_widget(message, rows);
+                y += height;
             }
         }
         y += 1;
@@ -290,13 +304,14 @@ impl Form {
             y += 1;
         }
         if let (Some(status), true) = (&self.status, y < area.bottom()) {
-            let row = Rect::new(area.x, y, area.width, 1);
-            let width = usize::from(area.width);
+            let rows = Rect::new(area.x, y, area.width, area.bottom() - y);
             let line = match status {
-                FormStatus::Working(label) => Line::styled(text::fit(label, width), theme.muted),
-                FormStatus::Failed(error) => Line::styled(text::fit(error, width), theme.error),
+                FormStatus::Working(label) => Line::styled(*label, theme.muted),
+                FormStatus::Failed(error) => {
+                    Line::styled(text::sanitize(error).into_owned(), theme.error)
+                }
             };
-            frame.render_widget(Paragraph::new(line), row);
+            frame.render_widget(Paragraph::new(line).wrap(Wrap { trim: true }), rows);
         }
     }
 
@@ -365,7 +380,9 @@ fn render_text_input(
 ) {
     let width = usize::from(area.width.saturating_sub(1));
     if input.value().is_empty() && !focused {
-        let shown = hint.map(|hint| text::truncate(hint, width)).unwrap_or_default();
+        let shown = hint
+            .map(|hint| text::truncate(hint, width))
+            .unwrap_or_default();
         let padding = " ".repeat(width.saturating_sub(text::width(&shown)));
         let line = Line::from(vec![
             Span::styled(shown, theme.muted.patch(style)),
@@ -381,7 +398,10 @@ fn render_text_input(
     frame.render_widget(Paragraph::new(line), area);
     if focused {
         let offset = input.visual_cursor().saturating_sub(scroll);
-        let x = area.x + u16::try_from(offset).unwrap_or(0).min(area.width.saturating_sub(1));
+        let x = area.x
+            + u16::try_from(offset)
+                .unwrap_or(0)
+                .min(area.width.saturating_sub(1));
         frame.set_cursor_position((x, area.y));
     }
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use crate::core::admin::{CreatedMapping, RevokeSubjectResult, RevokeTokenResult};
 use crate::core::jwks::JwksHealth;
 use crate::core::model::{
-    ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping, IdJagRecord,
-    NewMapping, Provider, ProviderPatch, Proxy, TokenQuery, XaaStats,
+    ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping, IdJagRecord, NewMapping,
+    Provider, ProviderPatch, Proxy, TokenQuery, XaaStats,
 };
 use crate::core::{Core, CoreError, CoreResult};
 use crate::tui::strings;
@@ -346,7 +346,10 @@ async fn load_providers(core: &Core) -> CoreResult<Vec<ProviderState>> {
     Ok(providers
         .into_iter()
         .map(|provider| ProviderState {
-            health: health.iter().find(|h| h.provider_id == provider.id).cloned(),
+            health: health
+                .iter()
+                .find(|h| h.provider_id == provider.id)
+                .cloned(),
             provider,
         })
         .collect())

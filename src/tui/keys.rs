@@ -168,7 +168,12 @@ const fn bind(scope: Scope, keys: &'static [Key], label: &'static str, action: A
     }
 }
 
-const fn hidden(scope: Scope, keys: &'static [Key], label: &'static str, action: Action) -> Binding {
+const fn hidden(
+    scope: Scope,
+    keys: &'static [Key],
+    label: &'static str,
+    action: Action,
+) -> Binding {
     Binding {
         in_status_bar: false,
         ..bind(scope, keys, label, action)
@@ -205,7 +210,12 @@ pub const BINDINGS: &[Binding] = &[
     // Dialogs.
     bind(S::Confirm, &[Key::char('y')], "y", A::Confirm),
     bind(S::Confirm, &[Key::char('n'), ESC], "n/Esc", A::Deny),
-    hidden(S::Confirm, &[TAB, BACK_TAB, LEFT, RIGHT], "Tab/←/→", A::SwitchButton),
+    hidden(
+        S::Confirm,
+        &[TAB, BACK_TAB, LEFT, RIGHT],
+        "Tab/←/→",
+        A::SwitchButton,
+    ),
     bind(S::Confirm, &[ENTER], "Enter", A::Activate),
     bind(S::Message, &[ENTER, ESC], "Enter/Esc", A::Close),
     bind(S::Help, &[ESC, Key::char('?')], "Esc/?", A::Close),
@@ -223,13 +233,23 @@ pub const BINDINGS: &[Binding] = &[
     bind(S::Filter, &[ESC], "Esc", A::ClearFilter),
     // Tabs of the XAA view.
     mutating(S::Mappings, &[Key::char('a')], "a", A::AddMapping),
-    mutating(S::Mappings, &[Key::char('d'), Key::plain(KeyCode::Delete)], "d", A::DeleteMapping),
+    mutating(
+        S::Mappings,
+        &[Key::char('d'), Key::plain(KeyCode::Delete)],
+        "d",
+        A::DeleteMapping,
+    ),
     bind(S::Mappings, &[Key::char('/')], "/", A::Filter),
     bind(S::Mappings, &[ENTER], "Enter", A::ShowDetails),
     mutating(S::Revocation, &[ENTER], "Enter", A::Edit),
     bind(S::Tokens, &[Key::char('/')], "/", A::Filter),
     bind(S::Tokens, &[Key::char('s')], "s", A::CycleStatus),
-    mutating(S::Tokens, &[Key::char('d'), Key::plain(KeyCode::Delete)], "d", A::RevokeSelected),
+    mutating(
+        S::Tokens,
+        &[Key::char('d'), Key::plain(KeyCode::Delete)],
+        "d",
+        A::RevokeSelected,
+    ),
     bind(S::Tokens, &[ENTER], "Enter", A::ShowDetails),
     bind(S::Audit, &[Key::char('f')], "f", A::CycleEventType),
     bind(S::Audit, &[ENTER], "Enter", A::ShowDetails),
@@ -243,7 +263,13 @@ pub const BINDINGS: &[Binding] = &[
     hidden(S::Xaa, &[BACK_TAB], "S-Tab", A::PrevTab),
     bind(
         S::Xaa,
-        &[Key::char('1'), Key::char('2'), Key::char('3'), Key::char('4'), Key::char('5')],
+        &[
+            Key::char('1'),
+            Key::char('2'),
+            Key::char('3'),
+            Key::char('4'),
+            Key::char('5'),
+        ],
         "1-5",
         A::SelectTab,
     ),
@@ -251,10 +277,25 @@ pub const BINDINGS: &[Binding] = &[
     // Lists.
     bind(S::List, &[DOWN, Key::char('j')], "↑↓/jk", A::Down),
     hidden(S::List, &[UP, Key::char('k')], "↑/k", A::Up),
-    hidden(S::List, &[Key::plain(KeyCode::PageDown)], "PgDn", A::PageDown),
+    hidden(
+        S::List,
+        &[Key::plain(KeyCode::PageDown)],
+        "PgDn",
+        A::PageDown,
+    ),
     hidden(S::List, &[Key::plain(KeyCode::PageUp)], "PgUp", A::PageUp),
-    hidden(S::List, &[Key::plain(KeyCode::Home), Key::char('g')], "Home/g", A::First),
-    hidden(S::List, &[Key::plain(KeyCode::End), Key::char('G')], "End/G", A::Last),
+    hidden(
+        S::List,
+        &[Key::plain(KeyCode::Home), Key::char('g')],
+        "Home/g",
+        A::First,
+    ),
+    hidden(
+        S::List,
+        &[Key::plain(KeyCode::End), Key::char('G')],
+        "End/G",
+        A::Last,
+    ),
     // Everywhere else.
     bind(S::Global, &[Key::char('r')], "r", A::Refresh),
     bind(S::Global, &[Key::char('?')], "?", A::ToggleHelp),
@@ -322,27 +363,60 @@ pub fn active_bindings(scopes: &[Scope], read_only: bool) -> Vec<&'static Bindin
     active
 }
 
-/// The status bar entries of a context: `(keys, label)` pairs.
-pub fn status_entries(scopes: &[Scope], read_only: bool) -> Vec<(&'static str, &'static str)> {
-    active_bindings(scopes, read_only)
-        .into_iter()
-        .filter(|binding| binding.in_status_bar)
-        .map(|binding| (binding.keys_label, strings::action_label(binding.action)))
-        .collect()
+/// The status bar entries of a context, as `(keys, label, action)`: one entry per action,
+/// with the help key moved to the end so the bar can keep it when it cuts the rest.
+pub fn status_entries(
+    scopes: &[Scope],
+    read_only: bool,
+) -> Vec<(&'static str, &'static str, Action)> {
+    let mut listed: Vec<Action> = Vec::new();
+    let mut entries = Vec::new();
+    for binding in active_bindings(scopes, read_only) {
+        if !binding.in_status_bar || listed.contains(&binding.action) {
+            continue;
+        }
+        listed.push(binding.action);
+        let label = strings::action_label(binding.action);
+        entries.push((binding.keys_label, label, binding.action));
+    }
+    entries.sort_by_key(|entry| entry.2 == Action::ToggleHelp);
+    entries
 }
+
+/// Order of the sections on the help screen: where the operator is first, dialogs last.
+const HELP_ORDER: [Scope; 16] = [
+    Scope::Global,
+    Scope::Always,
+    Scope::List,
+    Scope::Proxies,
+    Scope::Providers,
+    Scope::Xaa,
+    Scope::Mappings,
+    Scope::Revocation,
+    Scope::Tokens,
+    Scope::Audit,
+    Scope::Filter,
+    Scope::Form,
+    Scope::Choice,
+    Scope::Confirm,
+    Scope::Message,
+    Scope::Help,
+];
 
 /// The help screen: per section, the `(keys, description)` pairs available in this mode.
 pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     let mut sections: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = Vec::new();
-    for binding in BINDINGS {
-        if binding.mutating && read_only {
-            continue;
-        }
-        let title = binding.scope.title();
-        let entry = (binding.keys_label, strings::action_help(binding.action));
-        match sections.iter_mut().find(|(section, _)| *section == title) {
-            Some((_, entries)) => entries.push(entry),
-            None => sections.push((title, vec![entry])),
+    for scope in HELP_ORDER {
+        for binding in BINDINGS.iter().filter(|binding| binding.scope == scope) {
+            if binding.mutating && read_only {
+                continue;
+            }
+            let title = binding.scope.title();
+            let entry = (binding.keys_label, strings::action_help(binding.action));
+            match sections.iter_mut().find(|(section, _)| *section == title) {
+                Some((_, entries)) => entries.push(entry),
+                None => sections.push((title, vec![entry])),
+            }
         }
     }
     sections
@@ -368,16 +442,31 @@ mod tests {
     fn specific_scope_shadows_global() {
         let scopes = [Scope::Providers, Scope::List, Scope::Global, Scope::Always];
         let r = press(KeyCode::Char('r'));
-        assert_eq!(resolve(&scopes, &r, false), Resolution::Action(Action::RefreshKeys));
-        assert_eq!(resolve(&scopes, &r, true), Resolution::Action(Action::Refresh));
+        assert_eq!(
+            resolve(&scopes, &r, false),
+            Resolution::Action(Action::RefreshKeys)
+        );
+        assert_eq!(
+            resolve(&scopes, &r, true),
+            Resolution::Action(Action::Refresh)
+        );
     }
 
     #[test]
     fn read_only_rejects_mutating_keys() {
-        let scopes = [Scope::Mappings, Scope::List, Scope::Xaa, Scope::Global, Scope::Always];
+        let scopes = [
+            Scope::Mappings,
+            Scope::List,
+            Scope::Xaa,
+            Scope::Global,
+            Scope::Always,
+        ];
         let a = press(KeyCode::Char('a'));
-        assert!(matches!(resolve(&scopes, &a, true), Resolution::Rejected(_)));
-        let labels: Vec<_> = status_entries(&scopes, true).into_iter().map(|e| e.1).collect();
+        assert!(matches!(
+            resolve(&scopes, &a, true),
+            Resolution::Rejected(_)
+        ));
+        let labels: Vec<_> = status_entries(&scopes, true).iter().map(|e| e.1).collect();
         assert!(!labels.contains(&"add mapping"));
         assert!(labels.contains(&"filter"));
     }
@@ -386,7 +475,10 @@ mod tests {
     fn ctrl_c_quits_while_typing() {
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         let scopes = [Scope::Form, Scope::Always];
-        assert_eq!(resolve(&scopes, &ctrl_c, false), Resolution::Action(Action::Quit));
+        assert_eq!(
+            resolve(&scopes, &ctrl_c, false),
+            Resolution::Action(Action::Quit)
+        );
         let q = press(KeyCode::Char('q'));
         assert_eq!(resolve(&scopes, &q, false), Resolution::Unbound);
     }
@@ -396,6 +488,25 @@ mod tests {
         let scopes = [Scope::Providers, Scope::List, Scope::Global, Scope::Always];
         let entries = status_entries(&scopes, false);
         assert_eq!(entries.iter().filter(|entry| entry.0 == "r").count(), 1);
+    }
+
+    #[test]
+    fn status_bar_lists_each_action_once_with_help_last() {
+        let scopes = [Scope::Proxies, Scope::List, Scope::Global, Scope::Always];
+        let entries = status_entries(&scopes, false);
+        assert_eq!(entries.iter().filter(|e| e.2 == Action::Quit).count(), 1);
+        assert_eq!(entries.last().map(|e| e.2), Some(Action::ToggleHelp));
+        let form = status_entries(&[Scope::Form, Scope::Always], false);
+        assert!(form.iter().any(|e| e.0 == "Ctrl-C"));
+    }
+
+    #[test]
+    fn help_covers_every_binding() {
+        let listed: usize = help_sections(false)
+            .iter()
+            .map(|(_, entries)| entries.len())
+            .sum();
+        assert_eq!(listed, BINDINGS.len());
     }
 
     #[test]

@@ -284,7 +284,7 @@ pub fn no_answer(seconds: u64) -> String {
 
 /// The label over a sparkline of the activity chart.
 pub fn activity_label(series: &str, last: u64, peak: u64, minutes: usize) -> String {
-    format!("{series}: {last} this minute, peak {peak} in the last {minutes} min")
+    format!("{series}: {last}/min now, peak {peak}, last {minutes} min")
 }
 
 /// The JTI confirmation text.
@@ -359,10 +359,11 @@ pub fn client_id_whitespace(field: &str) -> String {
 
 /// Rows shown out of the rows loaded.
 pub fn rows_shown(shown: usize, total: usize) -> String {
+    let noun = if total == 1 { "row" } else { "rows" };
     if shown == total {
-        format!("{total} rows")
+        format!("{total} {noun}")
     } else {
-        format!("{shown} of {total} rows")
+        format!("{shown} of {total} {noun}")
     }
 }
 

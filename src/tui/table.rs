@@ -21,11 +21,13 @@ const MEASURED_ROWS: usize = 256;
 /// Space between two columns.
 const COLUMN_SPACING: u16 = 1;
 
-/// A column: its title, the widest it may get, and its alignment.
+/// A column: its title, the widest it may get, the width it keeps while others shrink, and
+/// its alignment.
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
     pub title: &'static str,
     pub max: usize,
+    pub min: usize,
     pub right: bool,
 }
 
@@ -34,16 +36,22 @@ impl Column {
         Self {
             title,
             max,
+            min: 0,
             right: false,
         }
     }
 
     pub const fn right(title: &'static str, max: usize) -> Self {
         Self {
-            title,
-            max,
             right: true,
+            ..Self::left(title, max)
         }
+    }
+
+    /// Keeps at least `min` columns (or the content's width, when smaller) while other
+    /// columns shrink, for values that are useless when cut, like event types.
+    pub const fn keep(self, min: usize) -> Self {
+        Self { min, ..self }
     }
 }
 
@@ -143,8 +151,8 @@ impl<T> TableView<'_, T> {
         let inner = self.block.inner(area);
         frame.render_widget(self.block.clone(), area);
         if self.items.is_empty() {
-            let message = Paragraph::new(Line::styled(self.empty, theme.muted))
-                .wrap(Wrap { trim: true });
+            let message =
+                Paragraph::new(Line::styled(self.empty, theme.muted)).wrap(Wrap { trim: true });
             frame.render_widget(message, inner);
             return;
         }
@@ -162,17 +170,12 @@ impl<T> TableView<'_, T> {
                 .zip(&widths)
                 .map(|(column, width)| cell(column, column.title, theme.title, *width)),
         );
-        let body = rows.iter().map(|row| {
-            Row::new(
-                self.columns
-                    .iter()
-                    .zip(row)
-                    .zip(&widths)
-                    .map(|((column, content), width)| {
-                        cell(column, &content.text, content.style, *width)
-                    }),
-            )
-        });
+        let body =
+            rows.iter().map(|row| {
+                Row::new(self.columns.iter().zip(row).zip(&widths).map(
+                    |((column, content), width)| cell(column, &content.text, content.style, *width),
+                ))
+            });
         let highlight = if self.highlight {
             theme.selected
         } else {
@@ -195,7 +198,11 @@ impl<T> TableView<'_, T> {
             .iter()
             .map(|column| text::width(column.title).min(column.max))
             .collect();
-        let measured = self.items.iter().take(MEASURED_ROWS).map(|item| (self.cells)(item));
+        let measured = self
+            .items
+            .iter()
+            .take(MEASURED_ROWS)
+            .map(|item| (self.cells)(item));
         for row in measured.chain(visible.iter().cloned()) {
             for ((want, content), column) in desired.iter_mut().zip(&row).zip(self.columns) {
                 let width = text::width(&text::sanitize(&content.text)).min(column.max);
@@ -204,7 +211,8 @@ impl<T> TableView<'_, T> {
         }
         let gaps = usize::from(COLUMN_SPACING) * self.columns.len().saturating_sub(1);
         let room = usize::from(available).saturating_sub(gaps);
-        shrink_to_fit(&desired, room)
+        let kept: Vec<usize> = self.columns.iter().map(|column| column.min).collect();
+        shrink_to_fit(&desired, &kept, room)
             .into_iter()
             .map(|width| u16::try_from(width).unwrap_or(u16::MAX))
             .collect()
@@ -221,12 +229,22 @@ fn cell<'a>(column: &Column, content: &str, style: Style, width: u16) -> Cell<'a
 }
 
 /// Cuts `desired` widths down to a total of `room` by lowering a common ceiling, so the widest
-/// columns give up space first and narrow ones keep their full width.
-pub fn shrink_to_fit(desired: &[usize], room: usize) -> Vec<usize> {
+/// columns give up space first and narrow ones keep their full width. A column never goes
+/// below its `kept` width (capped at its desired width) unless the kept widths alone do not fit.
+pub fn shrink_to_fit(desired: &[usize], kept: &[usize], room: usize) -> Vec<usize> {
     if desired.iter().sum::<usize>() <= room {
         return desired.to_vec();
     }
-    let total_under = |ceiling: usize| desired.iter().map(|w| (*w).min(ceiling)).sum::<usize>();
+    let mut floors: Vec<usize> = desired
+        .iter()
+        .enumerate()
+        .map(|(index, want)| kept.get(index).copied().unwrap_or(0).min(*want))
+        .collect();
+    if floors.iter().sum::<usize>() > room {
+        floors.fill(0);
+    }
+    let width_under = |index: usize, ceiling: usize| desired[index].min(ceiling).max(floors[index]);
+    let total_under = |ceiling: usize| (0..desired.len()).map(|i| width_under(i, ceiling)).sum();
     let (mut low, mut high) = (0, desired.iter().copied().max().unwrap_or(0));
     while low < high {
         let middle = (low + high).div_ceil(2);
@@ -236,8 +254,8 @@ pub fn shrink_to_fit(desired: &[usize], room: usize) -> Vec<usize> {
             high = middle - 1;
         }
     }
-    let mut widths: Vec<usize> = desired.iter().map(|w| (*w).min(low)).collect();
-    let mut spare = room - total_under(low);
+    let mut widths: Vec<usize> = (0..desired.len()).map(|i| width_under(i, low)).collect();
+    let mut spare = room.saturating_sub(total_under(low));
     for (width, want) in widths.iter_mut().zip(desired) {
         if spare == 0 {
             break;
@@ -256,10 +274,20 @@ mod tests {
 
     #[test]
     fn shrink_keeps_narrow_columns() {
-        assert_eq!(shrink_to_fit(&[4, 30, 10], 30), vec![4, 16, 10]);
-        assert_eq!(shrink_to_fit(&[4, 10], 20), vec![4, 10]);
-        assert_eq!(shrink_to_fit(&[10, 10, 10], 10), vec![4, 3, 3]);
-        assert_eq!(shrink_to_fit(&[10, 10], 0), vec![0, 0]);
+        assert_eq!(shrink_to_fit(&[4, 30, 10], &[], 30), vec![4, 16, 10]);
+        assert_eq!(shrink_to_fit(&[4, 10], &[], 20), vec![4, 10]);
+        assert_eq!(shrink_to_fit(&[10, 10, 10], &[], 10), vec![4, 3, 3]);
+        assert_eq!(shrink_to_fit(&[10, 10], &[], 0), vec![0, 0]);
+    }
+
+    #[test]
+    fn shrink_respects_kept_widths() {
+        assert_eq!(
+            shrink_to_fit(&[20, 30, 30], &[20, 0, 0], 40),
+            vec![20, 10, 10]
+        );
+        assert_eq!(shrink_to_fit(&[5, 30], &[20, 0], 20), vec![5, 15]);
+        assert_eq!(shrink_to_fit(&[20, 20], &[20, 20], 10), vec![5, 5]);
     }
 
     #[test]

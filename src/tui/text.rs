@@ -46,7 +46,10 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
 /// reader sees (the "Trojan Source" characters).
 fn needs_escape(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}')
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+        )
         || matches!(c, '\u{2066}'..='\u{2069}')
 }
 
@@ -83,8 +86,27 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// Lines `text` takes when word-wrapped at `width` columns. An estimate from the width, plus
+/// one line when it spans several, because word wrapping can end lines early.
+pub fn wrapped_height(text: &str, width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    let lines: usize = text
+        .split('\n')
+        .map(|line| {
+            let full = self::width(line).div_ceil(width).max(1);
+            if full > 1 { full + 1 } else { full }
+        })
+        .sum();
+    u16::try_from(lines).unwrap_or(u16::MAX)
+}
+
 /// Time formats from the most to the least detailed; [`time`] picks the first that fits.
-const TIME_FORMATS: [&str; 4] = ["%Y-%m-%d %H:%M:%S", "%m-%d %H:%M:%S", "%m-%d %H:%M", "%H:%M"];
+const TIME_FORMATS: [&str; 4] = [
+    "%Y-%m-%d %H:%M:%S",
+    "%m-%d %H:%M:%S",
+    "%m-%d %H:%M",
+    "%H:%M",
+];
 
 /// Width of the most detailed time format.
 pub const TIME_WIDTH: usize = 19;
@@ -150,7 +172,10 @@ mod tests {
 
     #[test]
     fn sanitize_keeps_plain_text_borrowed() {
-        assert!(matches!(sanitize("user@example.com 漢字"), Cow::Borrowed(_)));
+        assert!(matches!(
+            sanitize("user@example.com 漢字"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use crate::tui::app::{App, MIN_HEIGHT, MIN_WIDTH, Screen};
 use crate::tui::dialogs::Tone;
-use crate::tui::keys;
+use crate::tui::keys::{self, Action};
 use crate::tui::panel::Panel;
 use crate::tui::strings;
 use crate::tui::tabs::TabContext;
@@ -90,9 +90,11 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let note = app.options.server_note.as_deref().unwrap_or_default();
     let width = usize::from(area.width);
     let left = format!(" {} · {}", strings::APP_NAME, text::sanitize(&location));
-    let right_room = width.saturating_sub(text::width(&left) + text::width(badge) + 2);
+    // At least three columns between the location and the note, so they never read as one.
+    let right_room = width.saturating_sub(text::width(&left) + text::width(badge) + 4);
     let note = text::fit(note, right_room);
-    let gap = width.saturating_sub(text::width(&left) + text::width(&note) + text::width(badge) + 1);
+    let gap =
+        width.saturating_sub(text::width(&left) + text::width(&note) + text::width(badge) + 1);
     let line = Line::from(vec![
         Span::styled(text::truncate(&left, width), app.theme.header),
         Span::styled(" ".repeat(gap), app.theme.header),
@@ -116,7 +118,10 @@ fn render_info(app: &App, frame: &mut Frame, area: Rect) {
     let (message, style) = if app.busy.0 > 0 {
         (strings::busy(app.busy.1, app.busy.0), app.theme.warning)
     } else if let Some(flash) = &app.flash {
-        (text::sanitize(&flash.text).into_owned(), tone_style(flash.tone, &app.theme))
+        (
+            text::sanitize(&flash.text).into_owned(),
+            tone_style(flash.tone, &app.theme),
+        )
     } else {
         (String::new(), app.theme.text)
     };
@@ -131,23 +136,43 @@ fn render_info(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-/// The keys that work right now, from the key table, and "read-only" when it applies.
+/// The keys that work right now, from the key table, and "read-only" when it applies. When
+/// the bar is too narrow it cuts entries from the end but keeps `? help`, which lists them all.
 fn render_status_bar(app: &App, frame: &mut Frame, area: Rect) {
     let read_only = app.options.read_only;
-    let badge = if read_only { strings::READ_ONLY_BADGE } else { "" };
+    let badge = if read_only {
+        strings::READ_ONLY_BADGE
+    } else {
+        ""
+    };
     let room = usize::from(area.width).saturating_sub(text::width(badge));
+    let (help, others): (Vec<_>, Vec<_>) = keys::status_entries(&app.scopes(), read_only)
+        .into_iter()
+        .partition(|entry| entry.2 == Action::ToggleHelp);
+    let entry_width = |keys: &str, label: &str| text::width(keys) + text::width(label) + 3;
+    let help_width: usize = help.iter().map(|entry| entry_width(entry.0, entry.1)).sum();
+    let budget = room.saturating_sub(help_width);
+
     let mut spans = vec![Span::raw(" ")];
     let mut used = 1;
-    for (keys, label) in keys::status_entries(&app.scopes(), read_only) {
-        let entry_width = text::width(keys) + 1 + text::width(label) + 2;
-        if used + entry_width > room {
-            spans.push(Span::styled(text::ELLIPSIS.to_string(), app.theme.muted));
-            used += 1;
+    for (keys, label, _) in &others {
+        let width = entry_width(keys, label);
+        if used + width > budget {
+            spans.push(Span::styled(
+                format!("{}  ", text::ELLIPSIS),
+                app.theme.muted,
+            ));
+            used += 3;
             break;
         }
-        spans.push(Span::styled(keys, app.theme.key));
+        spans.push(Span::styled(*keys, app.theme.key));
         spans.push(Span::raw(format!(" {label}  ")));
-        used += entry_width;
+        used += width;
+    }
+    for (keys, label, _) in &help {
+        spans.push(Span::styled(*keys, app.theme.key));
+        spans.push(Span::raw(format!(" {label}  ")));
+        used += entry_width(keys, label);
     }
     spans.push(Span::raw(" ".repeat(room.saturating_sub(used))));
     spans.push(Span::styled(badge, app.theme.read_only));

@@ -130,7 +130,10 @@ impl Harness {
             client_id_at_resource_as: format!("{client}-as"),
             allowed_scopes: vec!["openid".into(), "mcp:tools".into()],
         };
-        self.core.create_mapping(proxy.id, new, "seed").await.unwrap();
+        self.core
+            .create_mapping(proxy.id, new, "seed")
+            .await
+            .unwrap();
     }
 
     /// Records a redeemed ID-JAG, as the exchange would.
@@ -241,7 +244,9 @@ impl Screen {
     /// The (column, row) where `needle` first starts.
     pub fn find(&self, needle: &str) -> Option<(u16, usize)> {
         self.rows.iter().enumerate().find_map(|(y, row)| {
-            row.text.find(needle).map(|offset| (row.column_of(offset), y))
+            row.text
+                .find(needle)
+                .map(|offset| (row.column_of(offset), y))
         })
     }
 

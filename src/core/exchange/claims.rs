@@ -116,19 +116,41 @@ pub fn required_string(
     max_bytes: usize,
 ) -> Result<String, ExchangeError> {
     match claims.get(name) {
-        Some(Value::String(text)) if !text.is_empty() && text.len() <= max_bytes => {
-            Ok(text.clone())
-        }
+        Some(Value::String(text)) if is_identifier_text(text, max_bytes) => Ok(text.clone()),
         Some(Value::String(text)) if text.is_empty() => {
             Err(grant_error(reason, format!("'{name}' is empty")))
         }
-        Some(Value::String(_)) => Err(grant_error(
+        Some(Value::String(text)) if text.len() > max_bytes => Err(grant_error(
             reason,
             format!("'{name}' is longer than {max_bytes} bytes"),
+        )),
+        Some(Value::String(_)) => Err(grant_error(
+            reason,
+            format!("'{name}' has control characters or surrounding whitespace"),
         )),
         Some(_) => Err(grant_error(reason, format!("'{name}' is not a string"))),
         None => Err(grant_error(reason, format!("'{name}' is missing"))),
     }
+}
+
+/// Whether text is acceptable as a `jti`, `sub` or `client_id`: non-empty, at most `max_bytes`,
+/// and free of control characters (C0, DEL, C1) and whitespace at either end. The exchange and
+/// the revocation API apply the same rule, so every recorded token can be revoked.
+pub fn is_identifier_text(text: &str, max_bytes: usize) -> bool {
+    !text.is_empty()
+        && text.len() <= max_bytes
+        && text.trim() == text
+        && !text.chars().any(char::is_control)
+}
+
+/// Whether text is a well-formed `jti`: 1 to 256 visible ASCII characters other than `"` and
+/// `\`, which covers UUIDs, base64url, `urn:uuid:` and Okta's `ID.` forms. The exchange and the
+/// revocation API apply the same rule, so every recorded ID-JAG can be revoked by its JTI.
+pub fn is_jti_text(text: &str) -> bool {
+    (1..=256).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| (0x21..=0x7E).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `aud` must be our issuer, as a string or as an array holding exactly that one string.

@@ -67,6 +67,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         create_parent_dir(&options)?;
+        restrict_file_mode(&options)?;
 
         let mut write_conn = SqliteConnection::connect_with(&options).await?;
         sqlx::migrate!("./migrations/sqlite")
@@ -133,6 +134,50 @@ fn create_parent_dir(options: &SqliteConnectOptions) -> StoreResult<()> {
             ))
         })?;
     }
+    Ok(())
+}
+
+/// Creates the database file readable by its owner only, or narrows an existing one: it holds
+/// the access-token signing key. SQLite gives its `-wal` and `-shm` files the same mode.
+#[cfg(unix)]
+fn restrict_file_mode(options: &SqliteConnectOptions) -> StoreResult<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let filename = options.get_filename();
+    if filename == Path::new(":memory:") {
+        return Ok(());
+    }
+    let failed = |error: std::io::Error| {
+        StoreError::Database(sqlx::Error::Configuration(
+            format!(
+                "cannot set owner-only permissions on {}: {error}",
+                filename.display()
+            )
+            .into(),
+        ))
+    };
+    if filename.exists() {
+        let mode = std::fs::metadata(filename)
+            .map_err(failed)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(filename, std::fs::Permissions::from_mode(0o600))
+                .map_err(failed)?;
+        }
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(filename)
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_file_mode(_options: &SqliteConnectOptions) -> StoreResult<()> {
     Ok(())
 }
 

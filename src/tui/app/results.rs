@@ -157,10 +157,14 @@ impl App {
     }
 
     fn mapping_not_created(&mut self, error: &CoreError) {
-        let open = self.dialogs.iter_mut().rev().find_map(|dialog| match dialog {
-            Dialog::AddMapping(dialog) => Some(dialog),
-            _ => None,
-        });
+        let open = self
+            .dialogs
+            .iter_mut()
+            .rev()
+            .find_map(|dialog| match dialog {
+                Dialog::AddMapping(dialog) => Some(dialog),
+                _ => None,
+            });
         match open {
             Some(dialog) => dialog.failed(error),
             None => self.show_error(error),

@@ -124,7 +124,8 @@ impl AddMappingDialog {
                 self.form.set_error(index, strings::REQUIRED);
             } else if value.chars().any(char::is_whitespace) {
                 let label = self.form.fields[index].label;
-                self.form.set_error(index, strings::client_id_whitespace(label));
+                self.form
+                    .set_error(index, strings::client_id_whitespace(label));
             }
         }
         let scopes: Vec<String> = self
@@ -142,7 +143,8 @@ impl AddMappingDialog {
         if let Some(provider_id) = provider {
             if self.is_duplicate(provider_id, &client_at_idp) {
                 let provider = self.form.choice(PROVIDER).map(|c| c.label.clone());
-                let message = strings::duplicate_mapping(&client_at_idp, &provider.unwrap_or_default());
+                let message =
+                    strings::duplicate_mapping(&client_at_idp, &provider.unwrap_or_default());
                 self.form.set_error(CLIENT_AT_IDP, message);
             }
         }
@@ -181,8 +183,15 @@ impl AddMappingDialog {
     }
 
     pub fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
-        let height = self.form.height() + 4;
-        let inner = frame_dialog(frame, area, (WIDTH, height), strings::ADD_MAPPING_TITLE, theme);
+        let width = WIDTH.max(area.width * 3 / 5).min(area.width);
+        let height = self.form.height(width.saturating_sub(4)) + 4;
+        let inner = frame_dialog(
+            frame,
+            area,
+            (width, height),
+            strings::ADD_MAPPING_TITLE,
+            theme,
+        );
         self.form
             .render(frame, inner.inner(Margin::new(1, 1)), theme, true);
     }

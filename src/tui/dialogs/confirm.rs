@@ -7,7 +7,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{Outcome, frame_dialog, wrapped_height};
+use super::{Outcome, frame_dialog};
 use crate::tui::app::Effects;
 use crate::tui::jobs::Job;
 use crate::tui::keys::Action;
@@ -70,8 +70,10 @@ impl ConfirmDialog {
         let width = WIDTH.min(area.width);
         let text_width = width.saturating_sub(4);
         let question = text::sanitize(&self.question).into_owned();
-        let warning_height = self.warning.map_or(0, |w| wrapped_height(w, text_width) + 1);
-        let height = wrapped_height(&question, text_width) + warning_height + 6;
+        let warning_height = self
+            .warning
+            .map_or(0, |w| text::wrapped_height(w, text_width) + 1);
+        let height = text::wrapped_height(&question, text_width) + warning_height + 6;
         let inner = frame_dialog(frame, area, (width, height), self.title, theme);
 
         let mut lines = vec![Line::raw(question), Line::raw("")];
@@ -94,9 +96,15 @@ impl ConfirmDialog {
             }
         };
         Line::from(vec![
-            Span::styled(format!("[ {} ]", self.confirm_label), style(self.confirm_focused)),
+            Span::styled(
+                format!("[ {} ]", self.confirm_label),
+                style(self.confirm_focused),
+            ),
             Span::raw("  "),
-            Span::styled(format!("[ {} ]", strings::CANCEL), style(!self.confirm_focused)),
+            Span::styled(
+                format!("[ {} ]", strings::CANCEL),
+                style(!self.confirm_focused),
+            ),
         ])
     }
 }

@@ -5,7 +5,7 @@ use ratatui::layout::{Margin, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{frame_dialog, wrapped_height};
+use super::frame_dialog;
 use crate::tui::strings;
 use crate::tui::text;
 use crate::tui::theme::Theme;
@@ -91,7 +91,7 @@ impl MessageDialog {
             .collect();
         let height: u16 = lines
             .iter()
-            .map(|line| wrapped_height(&line.to_string(), text_width))
+            .map(|line| text::wrapped_height(&line.to_string(), text_width))
             .sum::<u16>()
             + 4;
         let inner = frame_dialog(frame, area, (width, height), &self.title, theme);

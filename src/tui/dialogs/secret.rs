@@ -8,7 +8,7 @@ use ratatui::layout::{Margin, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::{frame_open_dialog, wrapped_height};
+use super::frame_open_dialog;
 use crate::tui::strings;
 use crate::tui::text;
 use crate::tui::theme::Theme;
@@ -28,8 +28,8 @@ impl SecretDialog {
             .min(area.width);
         let text_width = width.saturating_sub(2);
         let owner = strings::secret_for(&text::sanitize(&self.client_id));
-        let height = wrapped_height(&owner, text_width)
-            + wrapped_height(strings::SECRET_ONCE, text_width)
+        let height = text::wrapped_height(&owner, text_width)
+            + text::wrapped_height(strings::SECRET_ONCE, text_width)
             + 7;
         let inner = frame_open_dialog(frame, area, (width, height), strings::SECRET_TITLE, theme);
         let lines = vec![

@@ -24,7 +24,7 @@ const COLUMNS: [Column; 6] = [
     Column::left(strings::COL_KIND, 4),
     Column::left(strings::COL_ENABLED, 7),
     Column::right(strings::COL_KEYS, 4),
-    Column::left(strings::COL_LAST_FETCH, text::TIME_WIDTH),
+    Column::left(strings::COL_LAST_FETCH, text::TIME_WIDTH).keep(text::TIME_WIDTH),
     Column::left(strings::COL_LAST_ERROR, 200),
 ];
 
@@ -53,7 +53,10 @@ impl ProvidersScreen {
         self.states()
             .iter()
             .find(|state| state.provider.id == provider_id)
-            .map_or_else(|| provider_id.to_string(), |state| state.provider.name.clone())
+            .map_or_else(
+                || provider_id.to_string(),
+                |state| state.provider.name.clone(),
+            )
     }
 
     fn selected(&self) -> Option<&ProviderState> {
@@ -130,7 +133,10 @@ impl ProvidersScreen {
         let provider = &state.provider;
         let block = Block::bordered()
             .border_style(theme.border)
-            .title(Line::styled(format!(" {} ", text::fit(&provider.name, 40)), theme.title));
+            .title(Line::styled(
+                format!(" {} ", text::fit(&provider.name, 40)),
+                theme.title,
+            ));
         let health = state.health.as_ref();
         let jwks_uri = health
             .and_then(|h| h.jwks_uri.clone())
@@ -148,15 +154,26 @@ impl ProvidersScreen {
                 theme.text,
                 theme,
             ),
-            detail(strings::LABEL_REPLAY, provider.replay_policy.as_str(), theme.text, theme),
+            detail(
+                strings::LABEL_REPLAY,
+                provider.replay_policy.as_str(),
+                theme.text,
+                theme,
+            ),
             detail(
                 strings::COL_LAST_ERROR,
                 error.as_deref().unwrap_or(strings::NONE),
-                if error.is_some() { theme.error } else { theme.text },
+                if error.is_some() {
+                    theme.error
+                } else {
+                    theme.text
+                },
                 theme,
             ),
         ];
-        let body = Paragraph::new(lines).block(block).wrap(Wrap { trim: false });
+        let body = Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false });
         frame.render_widget(body, area);
     }
 }
@@ -189,7 +206,10 @@ fn provider_cells(state: &ProviderState, theme: &Theme) -> Vec<CellText> {
         CellText::plain(provider.name.as_str()),
         CellText::plain(provider.kind.as_str()),
         enabled,
-        CellText::styled(keys.to_string(), if keys == 0 { theme.warning } else { theme.text }),
+        CellText::styled(
+            keys.to_string(),
+            if keys == 0 { theme.warning } else { theme.text },
+        ),
         CellText::plain(fetched.map_or_else(
             || strings::NEVER.to_owned(),
             |at| text::time(at, text::TIME_WIDTH),

@@ -25,8 +25,8 @@ use crate::tui::ui::panel_block;
 const MAX_EVENTS: usize = 2000;
 
 const COLUMNS: [Column; 5] = [
-    Column::left(strings::COL_TIME, text::TIME_WIDTH),
-    Column::left(strings::COL_EVENT, 29),
+    Column::left(strings::COL_TIME, text::TIME_WIDTH).keep(text::TIME_WIDTH),
+    Column::left(strings::COL_EVENT, 29).keep(29),
     Column::left(strings::COL_ACTOR, 32),
     Column::right(strings::COL_PROXY, 6),
     Column::left(strings::COL_DETAILS, 400),
@@ -73,7 +73,8 @@ impl AuditTab {
         match (after_id, result) {
             (Some(_), Ok(new_events)) if self.panel.data().is_some() => {
                 let selection = &mut self.selection;
-                self.panel.update(|events| prepend(events, new_events, selection));
+                self.panel
+                    .update(|events| prepend(events, new_events, selection));
             }
             (_, result) => {
                 self.panel.finish(result);
@@ -108,7 +109,9 @@ impl AuditTab {
 
     pub fn render(&mut self, frame: &mut Frame, area: Rect, context: &TabContext) {
         let theme = context.theme;
-        let filter = self.event_type.map_or(strings::STATUS_ALL, AuditEventType::as_str);
+        let filter = self
+            .event_type
+            .map_or(strings::STATUS_ALL, AuditEventType::as_str);
         let title = format!(
             "{} · {} · {}",
             strings::TAB_AUDIT,

@@ -96,7 +96,10 @@ impl FilterLine {
         frame.render_widget(Paragraph::new(line), area);
         if self.editing {
             let offset = self.input.visual_cursor().saturating_sub(scroll) + prompt_width;
-            let x = area.x + u16::try_from(offset).unwrap_or(0).min(area.width.saturating_sub(1));
+            let x = area.x
+                + u16::try_from(offset)
+                    .unwrap_or(0)
+                    .min(area.width.saturating_sub(1));
             frame.set_cursor_position((x, area.y));
         }
     }

@@ -25,7 +25,7 @@ const COLUMNS: [Column; 5] = [
     Column::left(strings::COL_CLIENT_AT_IDP, 64),
     Column::left(strings::COL_CLIENT_AT_AS, 64),
     Column::left(strings::COL_ALLOWED_SCOPES, 200),
-    Column::left(strings::COL_CREATED_AT, text::TIME_WIDTH),
+    Column::left(strings::COL_CREATED_AT, text::TIME_WIDTH).keep(text::TIME_WIDTH),
 ];
 
 #[derive(Debug, Default)]
@@ -183,12 +183,27 @@ fn details_dialog(mapping: &ClientMapping) -> MessageDialog {
     MessageDialog::new(strings::MAPPING_DETAILS_TITLE)
         .field(
             strings::COL_IDP_PROVIDER,
-            format!("{} (id {})", mapping.idp_provider_name, mapping.idp_provider_id),
+            format!(
+                "{} (id {})",
+                mapping.idp_provider_name, mapping.idp_provider_id
+            ),
         )
-        .field(strings::COL_CLIENT_AT_IDP, mapping.client_id_at_idp.as_str())
-        .field(strings::COL_CLIENT_AT_AS, mapping.client_id_at_resource_as.as_str())
-        .field(strings::COL_ALLOWED_SCOPES, mapping.allowed_scopes.join(", "))
-        .field(strings::COL_CREATED_AT, text::time(mapping.created_at, text::TIME_WIDTH))
+        .field(
+            strings::COL_CLIENT_AT_IDP,
+            mapping.client_id_at_idp.as_str(),
+        )
+        .field(
+            strings::COL_CLIENT_AT_AS,
+            mapping.client_id_at_resource_as.as_str(),
+        )
+        .field(
+            strings::COL_ALLOWED_SCOPES,
+            mapping.allowed_scopes.join(", "),
+        )
+        .field(
+            strings::COL_CREATED_AT,
+            text::time(mapping.created_at, text::TIME_WIDTH),
+        )
 }
 
 /// The loaded rows that contain the filter text (case-insensitive).

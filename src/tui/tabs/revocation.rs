@@ -260,12 +260,21 @@ impl RevocationTab {
             frame.render_widget(note, area.inner(Margin::new(1, 1)));
             return;
         }
-        let token_height = self.token_form.height() + 2;
-        let subject_height = self.subject_form.height() + 2;
-        let (token_area, subject_area, hint_area) = if area.width >= SIDE_BY_SIDE_FROM {
+        let side_by_side = area.width >= SIDE_BY_SIDE_FROM;
+        let card_width = if side_by_side {
+            area.width / 2
+        } else {
+            area.width
+        };
+        let form_width = card_width.saturating_sub(4);
+        let token_height = self.token_form.height(form_width) + 2;
+        let subject_height = self.subject_form.height(form_width) + 2;
+        let (token_area, subject_area, hint_area) = if side_by_side {
             let height = token_height.max(subject_height);
-            let [cards, hint] =
-                area.layout(&Layout::vertical([Constraint::Length(height), Constraint::Min(0)]));
+            let [cards, hint] = area.layout(&Layout::vertical([
+                Constraint::Length(height),
+                Constraint::Min(0),
+            ]));
             let [left, right] = cards.layout(&Layout::horizontal([Constraint::Fill(1); 2]));
             (left, right, hint)
         } else {
@@ -302,11 +311,34 @@ impl RevocationTab {
             .title(Line::styled(format!(" {title} "), theme.title));
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        form.render(frame, inner.inner(Margin::new(1, 0)), theme, self.editing && selected);
+        form.render(
+            frame,
+            inner.inner(Margin::new(1, 0)),
+            theme,
+            self.editing && selected,
+        );
     }
 }
 
 /// `None` for an empty optional field.
 fn optional(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    #[test]
+    fn jti_is_checked_while_typing() {
+        let mut tab = RevocationTab::new("me@host");
+        tab.editing = true;
+        for c in "no a jti!".chars() {
+            let event = Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+            tab.handle_input(&event);
+        }
+        assert_eq!(tab.token_form.text(JTI), "no a jti!");
+        assert!(tab.token_form.fields[JTI].error.is_some());
+    }
 }

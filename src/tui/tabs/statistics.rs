@@ -54,11 +54,19 @@ impl StatisticsTab {
             return;
         };
         render_cards(frame, cards, &snapshot.stats, theme);
-        let [activity, reasons] =
-            middle.layout(&Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]));
+        let [activity, reasons] = middle.layout(&Layout::horizontal([
+            Constraint::Fill(3),
+            Constraint::Fill(2),
+        ]));
         render_activity(frame, activity, &snapshot.activity, theme);
         render_reasons(frame, reasons, &snapshot.failure_reasons, theme);
-        render_health(frame, health, &snapshot.providers, &mut self.health_selection, theme);
+        render_health(
+            frame,
+            health,
+            &snapshot.providers,
+            &mut self.health_selection,
+            theme,
+        );
     }
 
     /// The revocation generation, when the figures were taken, and the last refresh error.
@@ -72,7 +80,10 @@ impl StatisticsTab {
             Line::from(vec![
                 Span::styled(format!("{}: ", strings::STAT_GENERATION), theme.title),
                 Span::raw(text::count(snapshot.stats.revocation_generation)),
-                Span::styled(format!("   {} {refreshed}", strings::STAT_REFRESHED), theme.muted),
+                Span::styled(
+                    format!("   {} {refreshed}", strings::STAT_REFRESHED),
+                    theme.muted,
+                ),
             ])
         } else {
             Line::styled(strings::LOADING, theme.muted)
@@ -87,26 +98,52 @@ fn render_cards(frame: &mut Frame, area: Rect, stats: &XaaStats, theme: &Theme) 
     let time_room = |area: Rect| usize::from(area.width.saturating_sub(2)).saturating_sub(13);
     let token_figures = [
         (strings::STAT_TOTAL, text::count(stats.id_jag_tokens.total)),
-        (strings::STAT_ACTIVE, text::count(stats.id_jag_tokens.active)),
-        (strings::STAT_REVOKED, text::count(stats.id_jag_tokens.revoked)),
+        (
+            strings::STAT_ACTIVE,
+            text::count(stats.id_jag_tokens.active),
+        ),
+        (
+            strings::STAT_REVOKED,
+            text::count(stats.id_jag_tokens.revoked),
+        ),
         (
             strings::STAT_LAST_TOKEN,
-            text::optional_time(stats.id_jag_tokens.last_token_at, time_room(tokens), strings::NEVER),
+            text::optional_time(
+                stats.id_jag_tokens.last_token_at,
+                time_room(tokens),
+                strings::NEVER,
+            ),
         ),
     ];
     render_card(frame, tokens, strings::CARD_TOKENS, &token_figures, theme);
     let jwks_figures = [
-        (strings::STAT_TOTAL_PROVIDERS, text::count(stats.jwks_cache.total_providers)),
-        (strings::STAT_TOTAL_KEYS, text::count(stats.jwks_cache.total_keys)),
+        (
+            strings::STAT_TOTAL_PROVIDERS,
+            text::count(stats.jwks_cache.total_providers),
+        ),
+        (
+            strings::STAT_TOTAL_KEYS,
+            text::count(stats.jwks_cache.total_keys),
+        ),
         (
             strings::STAT_LAST_UPDATED,
-            text::optional_time(stats.jwks_cache.last_updated, time_room(jwks), strings::NEVER),
+            text::optional_time(
+                stats.jwks_cache.last_updated,
+                time_room(jwks),
+                strings::NEVER,
+            ),
         ),
     ];
     render_card(frame, jwks, strings::CARD_JWKS, &jwks_figures, theme);
     let mapping_figures = [
-        (strings::STAT_TOTAL_MAPPINGS, text::count(stats.client_mappings.total_mappings)),
-        (strings::STAT_PROVIDERS, text::count(stats.client_mappings.providers)),
+        (
+            strings::STAT_TOTAL_MAPPINGS,
+            text::count(stats.client_mappings.total_mappings),
+        ),
+        (
+            strings::STAT_PROVIDERS,
+            text::count(stats.client_mappings.providers),
+        ),
         (
             strings::STAT_LAST_UPDATED,
             text::optional_time(
@@ -116,7 +153,13 @@ fn render_cards(frame: &mut Frame, area: Rect, stats: &XaaStats, theme: &Theme) 
             ),
         ),
     ];
-    render_card(frame, mappings, strings::CARD_MAPPINGS, &mapping_figures, theme);
+    render_card(
+        frame,
+        mappings,
+        strings::CARD_MAPPINGS,
+        &mapping_figures,
+        theme,
+    );
 }
 
 /// A card: a titled box of `label  value` lines, values right-aligned.
@@ -157,7 +200,10 @@ struct Series<'a> {
 fn render_activity(frame: &mut Frame, area: Rect, activity: &[ActivityPoint], theme: &Theme) {
     let block = Block::bordered()
         .border_style(theme.border)
-        .title(Line::styled(format!(" {} ", strings::ACTIVITY_TITLE), theme.title));
+        .title(Line::styled(
+            format!(" {} ", strings::ACTIVITY_TITLE),
+            theme.title,
+        ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let shown = &activity[activity.len().saturating_sub(usize::from(inner.width))..];
@@ -190,7 +236,10 @@ fn render_series(frame: &mut Frame, areas: [Rect; 2], series: &Series, theme: &T
     let last = series.data.last().copied().unwrap_or(0);
     let peak = series.data.iter().copied().max().unwrap_or(0);
     let label = strings::activity_label(series.name, last, peak, series.data.len());
-    let line = Line::styled(text::truncate(&label, usize::from(label_area.width)), series.style);
+    let line = Line::styled(
+        text::truncate(&label, usize::from(label_area.width)),
+        series.style,
+    );
     frame.render_widget(Paragraph::new(line), label_area);
     let chart = Sparkline::default()
         .data(series.data)
@@ -204,7 +253,10 @@ fn render_series(frame: &mut Frame, areas: [Rect; 2], series: &Series, theme: &T
 fn render_reasons(frame: &mut Frame, area: Rect, reasons: &[(String, i64)], theme: &Theme) {
     let block = Block::bordered()
         .border_style(theme.border)
-        .title(Line::styled(format!(" {} ", strings::REASONS_TITLE), theme.title));
+        .title(Line::styled(
+            format!(" {} ", strings::REASONS_TITLE),
+            theme.title,
+        ));
     let width = usize::from(area.width.saturating_sub(2));
     let count_width = reasons
         .iter()
@@ -219,14 +271,13 @@ fn render_reasons(frame: &mut Frame, area: Rect, reasons: &[(String, i64)], them
             .map(|(reason, count)| {
                 let count = format!("{:>count_width$} ", text::count(*count));
                 let reason = text::fit(reason, width.saturating_sub(count.len()));
-                Line::from(vec![
-                    Span::styled(count, theme.failures),
-                    Span::raw(reason),
-                ])
+                Line::from(vec![Span::styled(count, theme.failures), Span::raw(reason)])
             })
             .collect()
     };
-    let body = Paragraph::new(lines).block(block).wrap(Wrap { trim: false });
+    let body = Paragraph::new(lines)
+        .block(block)
+        .wrap(Wrap { trim: false });
     frame.render_widget(body, area);
 }
 
@@ -240,7 +291,10 @@ fn render_health(
 ) {
     let block = Block::bordered()
         .border_style(theme.border)
-        .title(Line::styled(format!(" {} ", strings::HEALTH_TITLE), theme.title));
+        .title(Line::styled(
+            format!(" {} ", strings::HEALTH_TITLE),
+            theme.title,
+        ));
     let cells = |state: &ProviderState| health_cells(state, theme);
     TableView {
         columns: &HEALTH_COLUMNS,
@@ -257,7 +311,10 @@ fn health_cells(state: &ProviderState, theme: &Theme) -> Vec<CellText> {
     let health = state.health.as_ref();
     let keys = health.map_or(0, |h| h.key_count);
     let time = |at: Option<chrono::DateTime<chrono::Utc>>| {
-        at.map_or_else(|| strings::NEVER.to_owned(), |at| text::time(at, text::TIME_WIDTH))
+        at.map_or_else(
+            || strings::NEVER.to_owned(),
+            |at| text::time(at, text::TIME_WIDTH),
+        )
     };
     let mut name = state.provider.name.clone();
     if !state.provider.enabled {
@@ -265,7 +322,10 @@ fn health_cells(state: &ProviderState, theme: &Theme) -> Vec<CellText> {
     }
     vec![
         CellText::plain(name),
-        CellText::styled(keys.to_string(), if keys == 0 { theme.warning } else { theme.text }),
+        CellText::styled(
+            keys.to_string(),
+            if keys == 0 { theme.warning } else { theme.text },
+        ),
         CellText::plain(time(health.and_then(|h| h.fetched_at))),
         CellText::plain(time(health.and_then(|h| h.expires_at))),
         match health.and_then(|h| h.last_error.clone()) {

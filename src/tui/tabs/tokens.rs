@@ -24,11 +24,11 @@ use crate::tui::theme::Theme;
 use crate::tui::ui::panel_block;
 
 const COLUMNS: [Column; 7] = [
-    Column::left(strings::COL_STATUS, 7),
+    Column::left(strings::COL_STATUS, 7).keep(7),
     Column::left(strings::COL_SUBJECT, 48),
     Column::left(strings::COL_CLIENT, 48),
     Column::left(strings::COL_SCOPES, 80),
-    Column::left(strings::COL_EXPIRES, text::TIME_WIDTH),
+    Column::left(strings::COL_EXPIRES, text::TIME_WIDTH).keep(text::TIME_WIDTH),
     Column::right(strings::COL_USES, 6),
     Column::left(strings::COL_JTI, 64),
 ];
@@ -96,7 +96,9 @@ impl TokensTab {
             }
             Action::ShowDetails => {
                 if let Some(record) = selected {
-                    effects.dialogs.push(Dialog::Message(details_dialog(&record)));
+                    effects
+                        .dialogs
+                        .push(Dialog::Message(details_dialog(&record)));
                 }
             }
             _ => {}
@@ -120,7 +122,10 @@ impl TokensTab {
         let [table_area, filter_area] = area.layout(&layout);
         let shown = shown(&self.panel, &self.filter);
         let total = self.panel.data().map_or(0, Vec::len);
-        let status = self.applied.status.map_or(strings::STATUS_ALL, TokenStatus::as_str);
+        let status = self
+            .applied
+            .status
+            .map_or(strings::STATUS_ALL, TokenStatus::as_str);
         let title = format!(
             "{} · {} · {}",
             strings::TAB_TOKENS,
@@ -210,7 +215,10 @@ fn details_dialog(record: &IdJagRecord) -> MessageDialog {
         .field(strings::COL_STATUS, status_of(record).as_str())
         .field(strings::COL_SUBJECT, record.subject.as_str())
         .field(strings::COL_CLIENT_AT_IDP, record.client_id.as_str())
-        .field(strings::COL_CLIENT_AT_AS, record.client_id_at_resource_as.as_str())
+        .field(
+            strings::COL_CLIENT_AT_AS,
+            record.client_id_at_resource_as.as_str(),
+        )
         .field(strings::COL_SCOPES, record.scopes.join(" "))
         .field(strings::COL_ISSUED, time(record.issued_at))
         .field(strings::COL_EXPIRES, time(record.expires_at))
@@ -218,7 +226,10 @@ fn details_dialog(record: &IdJagRecord) -> MessageDialog {
     if let Some(revocation) = &record.revocation {
         dialog = dialog
             .field(strings::REVOKED_AT, time(revocation.revoked_at))
-            .field(strings::FIELD_REASON, revocation.reason.as_deref().unwrap_or(strings::NONE))
+            .field(
+                strings::FIELD_REASON,
+                revocation.reason.as_deref().unwrap_or(strings::NONE),
+            )
             .field(
                 strings::FIELD_REVOKED_BY,
                 revocation.revoked_by.as_deref().unwrap_or(strings::NONE),

@@ -1,0 +1,493 @@
+//! The scale suite: seed millions of token records straight into a SQLite file, then time the
+//! statistics query, start-up to serving, and revocation by subject with its effect on the
+//! next exchange at two instances.
+//!
+//! Seeding bypasses the store on purpose: it writes the tables with bulk SQL inside SQLite,
+//! then rebuilds the counter tables that the store maintains (`token_counters`,
+//! `token_expiry_buckets`) from the rows, so statistics read exactly what a server that had
+//! recorded these tokens would read. Audit records and activity counters are not seeded,
+//! because none of the timed operations reads them.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
+
+use super::idp::{HostedIdp, MintSpec};
+use super::server::{AdminClient, Gateway, ServerProcess, ServerSpec, Workspace};
+use super::{BenchArgs, BenchError, STARTUP_LIMIT};
+use crate::core::store::Store;
+use crate::core::store::sqlite::SqliteStore;
+
+/// The subject whose records are revoked.
+const REVOKED_SUBJECT: &str = "revoked-user@example.com";
+/// Distinct subjects of the other seeded records.
+const OTHER_SUBJECTS: u64 = 250_000;
+/// Seeded records spread evenly over this span before now.
+const SEED_SPAN_MS: i64 = 30 * 24 * 3600 * 1000;
+/// ID-JAG lifetime of seeded records; access tokens live 900 s, the configuration default.
+const SEED_ID_JAG_TTL_MS: i64 = 300_000;
+const SEED_ACCESS_TOKEN_TTL_MS: i64 = 900_000;
+/// One in this many of the other records is already revoked, so the counters are not trivial.
+const REVOKED_ONE_IN: u64 = 100;
+/// Records inserted per transaction.
+const SEED_CHUNK: u64 = 1_000_000;
+/// Timed runs of the statistics query; the first one is reported apart as the cold run.
+const STATS_RUNS: usize = 21;
+/// Timed start-ups of a server on the seeded file.
+const STARTUP_RUNS: usize = 3;
+/// Longest wait for the second instance to reject the revoked subject.
+const PROPAGATION_LIMIT: Duration = Duration::from_secs(5);
+/// Delay between two probes of the second instance.
+const PROPAGATION_POLL: Duration = Duration::from_millis(10);
+
+/// What the scale suite measured.
+#[derive(Debug, Clone)]
+pub struct ScaleReport {
+    pub records: u64,
+    pub subject_records: u64,
+    pub seed_time: Duration,
+    pub database_bytes: u64,
+    pub stats_cold: Duration,
+    pub stats_median: Duration,
+    pub stats_max: Duration,
+    pub stats_warm_runs: usize,
+    /// Whether `Store::stats` returned the totals the seeding wrote.
+    pub stats_consistent: bool,
+    pub startups: Vec<Duration>,
+    pub revoke: Duration,
+    pub revoked_count: i64,
+    /// From the revocation's answer to the rejection of the next exchange at the same instance.
+    pub rejected_same_instance: Option<Duration>,
+    /// From the revocation's answer to the first rejection at a second instance on the same
+    /// database, which learns of it through its change poll.
+    pub rejected_other_instance: Option<Duration>,
+}
+
+/// Runs the suite in its own data directory with its own demo IdP.
+pub async fn run(args: &BenchArgs, workspace: &Workspace) -> Result<ScaleReport, BenchError> {
+    let idp = HostedIdp::start().await?;
+    let result = run_with_idp(args, workspace, &idp).await;
+    idp.stop().await;
+    result
+}
+
+async fn run_with_idp(
+    args: &BenchArgs,
+    workspace: &Workspace,
+    idp: &HostedIdp,
+) -> Result<ScaleReport, BenchError> {
+    let spec = workspace.server_spec("scale")?;
+    let gateway = prepare_gateway(&spec, idp).await?;
+
+    tracing::info!(records = args.scale_records, "seeding token records");
+    let started = Instant::now();
+    let plan = SeedPlan {
+        records: args.scale_records,
+        subject_every: args.scale_records / args.subject_records,
+        provider_id: gateway.provider_id,
+        proxy_id: gateway.proxy_id,
+    };
+    let expected = seed(&spec.database, &plan).await?;
+    let seed_time = started.elapsed();
+    let database_bytes = std::fs::metadata(&spec.database).map_or(0, |meta| meta.len());
+
+    tracing::info!("timing the statistics query");
+    let stats = time_stats(&spec, &expected).await?;
+    tracing::info!("timing start-up on the seeded database");
+    let startups = time_startups(&spec).await?;
+    tracing::info!("timing revocation by subject");
+    let revocation = time_revocation(&spec, idp, &gateway).await?;
+
+    Ok(ScaleReport {
+        records: args.scale_records,
+        subject_records: plan.subject_records(),
+        seed_time,
+        database_bytes,
+        stats_cold: stats.cold,
+        stats_median: stats.median,
+        stats_max: stats.max,
+        stats_warm_runs: STATS_RUNS - 1,
+        stats_consistent: stats.consistent,
+        startups,
+        revoke: revocation.revoke,
+        revoked_count: revocation.revoked_count,
+        rejected_same_instance: revocation.same_instance,
+        rejected_other_instance: revocation.other_instance,
+    })
+}
+
+/// Creates the schema, provider, proxy and mapping through a real server, and records one real
+/// exchange, then stops the server so the file can be seeded.
+async fn prepare_gateway(spec: &ServerSpec, idp: &HostedIdp) -> Result<Gateway, BenchError> {
+    let mut server = ServerProcess::spawn(spec, "setup")?;
+    let result = async {
+        server.wait_ready(STARTUP_LIMIT).await?;
+        let admin = AdminClient::new(&server)?;
+        let gateway = admin.configure_gateway(idp.issuer()).await?;
+        let tokens = idp
+            .mint_batch(&MintSpec::valid(&gateway, "setup-user"), 1)
+            .await?;
+        expect_status(&gateway, &admin.http, &tokens, 200, "the setup exchange").await?;
+        Ok(gateway)
+    }
+    .await;
+    server.stop().await;
+    result
+}
+
+async fn expect_status(
+    gateway: &Gateway,
+    http: &reqwest::Client,
+    tokens: &[String],
+    expected: u16,
+    what: &str,
+) -> Result<(), BenchError> {
+    let Some(token) = tokens.first() else {
+        return Err(BenchError::Task(format!("no ID-JAG minted for {what}")));
+    };
+    let status = gateway.redeem(http, token).await?;
+    if status == expected {
+        Ok(())
+    } else {
+        Err(BenchError::Server(format!(
+            "{what} returned HTTP {status}, expected {expected}"
+        )))
+    }
+}
+
+/// The rows to seed.
+#[derive(Debug, Clone, Copy)]
+struct SeedPlan {
+    records: u64,
+    /// Every record whose number is a multiple of this belongs to [`REVOKED_SUBJECT`].
+    subject_every: u64,
+    provider_id: i64,
+    proxy_id: i64,
+}
+
+impl SeedPlan {
+    fn subject_records(&self) -> u64 {
+        self.records.div_ceil(self.subject_every)
+    }
+
+    fn is_subject(&self, number: u64) -> bool {
+        number % self.subject_every == 0
+    }
+
+    /// Seeded records that are already revoked.
+    fn revoked_records(&self) -> u64 {
+        (0..self.records)
+            .filter(|number| number % REVOKED_ONE_IN == REVOKED_ONE_IN - 1)
+            .fold(0, |count, number| {
+                count + u64::from(!self.is_subject(number))
+            })
+    }
+}
+
+/// Totals the statistics must report after seeding.
+#[derive(Debug, Clone, Copy)]
+struct ExpectedTotals {
+    total: i64,
+    revoked: i64,
+}
+
+async fn seed(database: &Path, plan: &SeedPlan) -> Result<ExpectedTotals, BenchError> {
+    // The seed is a fixture, not data under test, so it skips fsync. The server under test
+    // keeps `synchronous = FULL`.
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", database.display()))?
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Off)
+        .pragma("cache_size", "-1048576")
+        .disable_statement_logging();
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM id_jag_tokens")
+        .fetch_one(&mut conn)
+        .await?;
+    let indexes = drop_secondary_indexes(&mut conn).await?;
+
+    let now_ms = Utc::now().timestamp_millis();
+    let first_ms = now_ms - SEED_SPAN_MS;
+    let step_ms = (SEED_SPAN_MS / i64::try_from(plan.records).unwrap_or(i64::MAX)).max(1);
+    let mut next = 0;
+    while next < plan.records {
+        let end = plan.records.min(next + SEED_CHUNK);
+        insert_chunk(&mut conn, plan, next, end, first_ms, step_ms).await?;
+        tracing::info!(seeded = end, "seeding progress");
+        next = end;
+    }
+
+    tracing::info!(count = indexes.len(), "rebuilding indexes");
+    for create in &indexes {
+        sqlx::query(create).execute(&mut conn).await?;
+    }
+    rebuild_counters(&mut conn).await?;
+    conn.close().await?;
+
+    Ok(ExpectedTotals {
+        total: before + i64::try_from(plan.records).unwrap_or(i64::MAX),
+        revoked: i64::try_from(plan.revoked_records()).unwrap_or(i64::MAX),
+    })
+}
+
+/// Drops the explicit indexes of the token tables and returns their `CREATE INDEX` statements,
+/// so they are rebuilt by sorting once instead of by millions of random inserts. The indexes
+/// behind `UNIQUE` and `PRIMARY KEY` stay; seeded keys arrive in order, so they only append.
+async fn drop_secondary_indexes(conn: &mut SqliteConnection) -> Result<Vec<String>, BenchError> {
+    let rows = sqlx::query(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('id_jag_tokens', 'access_tokens')",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut statements = Vec::with_capacity(rows.len());
+    for row in rows {
+        let name: String = row.try_get("name")?;
+        sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+            .execute(&mut *conn)
+            .await?;
+        statements.push(row.try_get("sql")?);
+    }
+    Ok(statements)
+}
+
+/// Inserts records `first..end` and one access token for each, in one transaction.
+async fn insert_chunk(
+    conn: &mut SqliteConnection,
+    plan: &SeedPlan,
+    first: u64,
+    end: u64,
+    first_ms: i64,
+    step_ms: i64,
+) -> Result<(), BenchError> {
+    let mut transaction = conn.begin().await?;
+    let last_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM id_jag_tokens")
+        .fetch_one(&mut *transaction)
+        .await?;
+    sqlx::query(
+        "WITH RECURSIVE seq(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < ?2), \
+         seeded AS (SELECT n, ?7 + n * ?8 AS at, \
+           n % ?5 <> 0 AND n % ?9 = ?9 - 1 AS revoked FROM seq) \
+         INSERT INTO id_jag_tokens (idp_provider_id, proxy_id, jti, subject, client_id, \
+           client_id_at_resource_as, scopes, issued_at, expires_at, first_seen_at, \
+           last_seen_at, presentation_count, revoked_at, revoke_reason, revoked_by) \
+         SELECT ?3, ?4, printf('seed-%012d', n), \
+           CASE WHEN n % ?5 = 0 THEN ?6 ELSE 'user-' || (n % ?10) || '@example.com' END, \
+           ?11, ?12, 'openid profile', at, at + ?13, at, at, 1, \
+           CASE WHEN revoked THEN at + 1000 END, CASE WHEN revoked THEN 'seeded' END, \
+           CASE WHEN revoked THEN 'xaa-bench' END \
+         FROM seeded",
+    )
+    .bind(i64::try_from(first).unwrap_or(i64::MAX))
+    .bind(i64::try_from(end).unwrap_or(i64::MAX))
+    .bind(plan.provider_id)
+    .bind(plan.proxy_id)
+    .bind(i64::try_from(plan.subject_every).unwrap_or(i64::MAX))
+    .bind(REVOKED_SUBJECT)
+    .bind(first_ms)
+    .bind(step_ms)
+    .bind(i64::try_from(REVOKED_ONE_IN).unwrap_or(i64::MAX))
+    .bind(i64::try_from(OTHER_SUBJECTS).unwrap_or(i64::MAX))
+    .bind(super::server::IDP_CLIENT_ID)
+    .bind(super::server::CLIENT_ID)
+    .bind(SEED_ID_JAG_TTL_MS)
+    .execute(&mut *transaction)
+    .await?;
+    sqlx::query(
+        "INSERT INTO access_tokens (jti, id_jag_id, proxy_id, idp_provider_id, subject, \
+           client_id, scopes, audience, issued_at, expires_at, revoked_at, revoke_reason, \
+           revoked_by) \
+         SELECT 'seed-at-' || substr(jti, 6), id, proxy_id, idp_provider_id, subject, \
+           client_id_at_resource_as, scopes, ?1, issued_at, issued_at + ?2, revoked_at, \
+           revoke_reason, revoked_by \
+         FROM id_jag_tokens WHERE id > ?3 ORDER BY id",
+    )
+    .bind(format!(
+        "https://xaa-bench.invalid/proxies/{}",
+        plan.proxy_id
+    ))
+    .bind(SEED_ACCESS_TOKEN_TTL_MS)
+    .bind(last_id)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Recomputes the maintained counters from the rows: per proxy the records, the revoked ones
+/// and the latest presentation, and per proxy and expiry minute the unrevoked records.
+async fn rebuild_counters(conn: &mut SqliteConnection) -> Result<(), BenchError> {
+    let mut transaction = conn.begin().await?;
+    for statement in [
+        "DELETE FROM token_counters",
+        "INSERT INTO token_counters (proxy_id, total, revoked, last_token_at) \
+         SELECT proxy_id, count(*), count(revoked_at), max(last_seen_at) FROM id_jag_tokens \
+         GROUP BY proxy_id",
+        "DELETE FROM token_expiry_buckets",
+        "INSERT INTO token_expiry_buckets (proxy_id, minute, unrevoked) \
+         SELECT proxy_id, expires_at / 60000, count(*) FROM id_jag_tokens \
+         WHERE revoked_at IS NULL GROUP BY proxy_id, expires_at / 60000",
+    ] {
+        sqlx::query(statement).execute(&mut *transaction).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+struct StatsTiming {
+    cold: Duration,
+    median: Duration,
+    max: Duration,
+    consistent: bool,
+}
+
+/// Times `Store::stats` through the library on the seeded file.
+async fn time_stats(
+    spec: &ServerSpec,
+    expected: &ExpectedTotals,
+) -> Result<StatsTiming, BenchError> {
+    let store = SqliteStore::open(&spec.database_url()).await?;
+    let mut durations = Vec::with_capacity(STATS_RUNS);
+    let mut last = None;
+    for _ in 0..STATS_RUNS {
+        let started = Instant::now();
+        let stats = store.stats(None, Utc::now()).await?;
+        durations.push(started.elapsed());
+        last = Some(stats);
+    }
+    store.close().await;
+
+    let consistent = last.is_some_and(|stats| {
+        let tokens = stats.id_jag_tokens;
+        tracing::info!(
+            tokens.total,
+            tokens.active,
+            tokens.revoked,
+            "seeded statistics"
+        );
+        tokens.total == expected.total && tokens.revoked == expected.revoked
+    });
+    let cold = durations.first().copied().unwrap_or_default();
+    let mut warm = durations.split_off(1.min(durations.len()));
+    warm.sort_unstable();
+    Ok(StatsTiming {
+        cold,
+        median: warm.get(warm.len() / 2).copied().unwrap_or_default(),
+        max: warm.last().copied().unwrap_or_default(),
+        consistent,
+    })
+}
+
+async fn time_startups(spec: &ServerSpec) -> Result<Vec<Duration>, BenchError> {
+    let mut startups = Vec::with_capacity(STARTUP_RUNS);
+    for run in 0..STARTUP_RUNS {
+        let mut server = ServerProcess::spawn(spec, &format!("startup-{run}"))?;
+        let ready = server.wait_ready(STARTUP_LIMIT).await;
+        server.stop().await;
+        startups.push(ready?);
+    }
+    Ok(startups)
+}
+
+struct RevocationTiming {
+    revoke: Duration,
+    revoked_count: i64,
+    same_instance: Option<Duration>,
+    other_instance: Option<Duration>,
+}
+
+/// Starts two instances on the seeded file, revokes the subject through the first one and
+/// probes both with ID-JAGs of that subject minted before the revocation.
+async fn time_revocation(
+    spec: &ServerSpec,
+    idp: &HostedIdp,
+    gateway: &Gateway,
+) -> Result<RevocationTiming, BenchError> {
+    let mut first = ServerProcess::spawn(spec, "instance-a")?;
+    let mut second = ServerProcess::spawn(spec, "instance-b")?;
+    let result = revoke_and_probe(idp, gateway, &first, &second).await;
+    first.stop().await;
+    second.stop().await;
+    result
+}
+
+async fn revoke_and_probe(
+    idp: &HostedIdp,
+    gateway: &Gateway,
+    first: &ServerProcess,
+    second: &ServerProcess,
+) -> Result<RevocationTiming, BenchError> {
+    first.wait_ready(STARTUP_LIMIT).await?;
+    second.wait_ready(STARTUP_LIMIT).await?;
+    let admin = AdminClient::new(first)?;
+    let at_first = gateway.on_instance(first);
+    let at_second = gateway.on_instance(second);
+    let probes_needed = PROPAGATION_LIMIT.as_millis() / PROPAGATION_POLL.as_millis() + 3;
+    let mut probes = idp
+        .mint_batch(
+            &MintSpec::for_subject(gateway, REVOKED_SUBJECT),
+            usize::try_from(probes_needed).unwrap_or(1000),
+        )
+        .await?
+        .into_iter();
+
+    // Both instances accept the subject before the revocation.
+    let before_first: Vec<String> = probes.by_ref().take(1).collect();
+    expect_status(
+        &at_first,
+        &admin.http,
+        &before_first,
+        200,
+        "an exchange before revocation",
+    )
+    .await?;
+    let before_second: Vec<String> = probes.by_ref().take(1).collect();
+    expect_status(
+        &at_second,
+        &admin.http,
+        &before_second,
+        200,
+        "an exchange at the second instance",
+    )
+    .await?;
+
+    let started = Instant::now();
+    let answer = admin
+        .post(
+            "/api/v1/xaa/revoke-tokens-by-subject",
+            &json!({"idp_provider_id": gateway.provider_id, "subject": REVOKED_SUBJECT,
+                    "reason": "benchmark", "revoked_by": "xaa-bench"}),
+        )
+        .await?;
+    let revoke = started.elapsed();
+    let revoked_count = answer["revoked_count"].as_i64().unwrap_or(-1);
+
+    let revoked_at = Instant::now();
+    let same_instance = match probes.next() {
+        Some(token) => {
+            (at_first.redeem(&admin.http, &token).await? == 400).then(|| revoked_at.elapsed())
+        }
+        None => None,
+    };
+    let mut other_instance = None;
+    for token in probes {
+        if revoked_at.elapsed() > PROPAGATION_LIMIT {
+            break;
+        }
+        if at_second.redeem(&admin.http, &token).await? == 400 {
+            other_instance = Some(revoked_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(PROPAGATION_POLL).await;
+    }
+    Ok(RevocationTiming {
+        revoke,
+        revoked_count,
+        same_instance,
+        other_instance,
+    })
+}
