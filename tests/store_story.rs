@@ -346,10 +346,14 @@ async fn story(store: Arc<dyn Store>) {
         Some(proxy.id),
         provider.id,
     );
-    let mapping = store
+    let (mapping, credential_stored) = store
         .create_mapping(proxy.id, &new_mapping, Some(&credential), &created_audit)
         .await
         .unwrap();
+    assert!(
+        credential_stored,
+        "the first mapping of a client stores its credential"
+    );
     config_generation += 1;
     assert_eq!(mapping.proxy_id, proxy.id);
     assert_eq!(mapping.idp_provider_id, provider.id);
@@ -398,7 +402,8 @@ async fn story(store: Arc<dyn Store>) {
             &created_audit,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     config_generation += 1;
     assert_eq!(
         store.list_mappings(Some(proxy.id)).await.unwrap(),

@@ -84,8 +84,8 @@ async fn add_mapping_validates_inline_then_creates() {
     let shown_secret = screen
         .rows
         .iter()
-        .map(|row| row.text.trim().to_owned())
-        .find(|text| Sha256::digest(text.as_bytes()).as_slice() == client.secret_hash.as_slice());
+        .flat_map(|row| row.text.split_whitespace())
+        .find(|word| Sha256::digest(word.as_bytes()).as_slice() == client.secret_hash.as_slice());
     assert!(
         shown_secret.is_some(),
         "the secret on screen must match the stored digest"

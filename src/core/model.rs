@@ -118,11 +118,22 @@ pub struct NewProvider {
 pub struct ProviderPatch {
     pub name: Option<String>,
     pub enabled: Option<bool>,
+    /// Absent: unchanged; `null`: back to discovery; a string: the new key set URL.
+    #[serde(default, deserialize_with = "present_or_null")]
     pub jwks_uri: Option<Option<String>>,
     pub allowed_algs: Option<Vec<String>>,
     pub replay_policy: Option<ReplayPolicy>,
     pub leeway_secs: Option<i64>,
     pub max_lifetime_secs: Option<i64>,
+}
+
+/// Reads a field that is present (as a value or `null`) into `Some`, so `null` and absence
+/// differ; `#[serde(default)]` supplies `None` for absence.
+fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(deserializer).map(Some)
 }
 
 /// A gateway proxy; each one is its own resource authorization server.

@@ -54,6 +54,17 @@ pub struct ProviderRow {
     pub max_lifetime_secs: i64,
 }
 
+/// Maps a failed proxy update: a unique violation is the new name, anything else the proxy.
+pub(crate) fn proxy_update_error(error: sqlx::Error, id: i64, name: Option<&str>) -> StoreError {
+    match map_error(error, &format!("proxy {id}")) {
+        StoreError::Conflict(_) => StoreError::Conflict(format!(
+            "a proxy named '{}' already exists",
+            name.unwrap_or_default()
+        )),
+        other => other,
+    }
+}
+
 /// A new client credential created together with a mapping.
 #[derive(Debug, Clone)]
 pub struct NewClientCredential {

@@ -22,7 +22,8 @@ use super::{
     ProviderRow, Store, StoreError, StoreResult, StoredPresentation, apply_provider_patch,
     audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, join_words,
     jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of, opt_from_millis,
-    parse_text, repeat_presentation_outcome, split_words, subject_revocation_audit,
+    parse_text, proxy_update_error, repeat_presentation_outcome, split_words,
+    subject_revocation_audit,
 };
 use crate::core::model::{
     AccessTokenRecord, ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping,
@@ -909,7 +910,7 @@ impl Store for PostgresStore {
         .bind(id)
         .fetch_one(&mut *tx)
         .await
-        .map_err(|error| map_error(error, &format!("proxy {id}")))?;
+        .map_err(|error| proxy_update_error(error, id, patch.name.as_deref()))?;
         bump_config_generation(&mut tx).await?;
         let proxy = proxy_from_row(&row)?;
         tx.commit().await?;
@@ -1198,10 +1199,24 @@ impl Store for PostgresStore {
         if let Some(since) = query.since {
             sql.push(" AND at >= ").push_bind(millis(since));
         }
-        sql.push(" ORDER BY id DESC LIMIT ")
+        // Following the log (`after_id`) takes the oldest events past that id, so a reader
+        // never skips any; the result is still returned newest first.
+        let order = if query.after_id.is_some() {
+            "ASC"
+        } else {
+            "DESC"
+        };
+        sql.push(format!(" ORDER BY id {order} LIMIT "))
             .push_bind(clamp_limit(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
-        rows.iter().map(audit_from_row).collect()
+        let mut events = rows
+            .iter()
+            .map(audit_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if query.after_id.is_some() {
+            events.reverse();
+        }
+        Ok(events)
     }
 
     async fn activity(
