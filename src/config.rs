@@ -79,6 +79,9 @@ pub struct ServerSettings {
     pub log_dir: PathBuf,
     /// Requests running longer than this are answered with 408, in seconds.
     pub request_timeout_secs: u64,
+    /// Connections that send no complete request headers for this long are closed, in seconds
+    /// (slow clients, idle keep-alive connections).
+    pub header_read_timeout_secs: u64,
     /// Largest accepted request body, in bytes.
     pub body_max_bytes: usize,
 }
@@ -92,6 +95,7 @@ impl Default for ServerSettings {
             data_dir: PathBuf::from("data"),
             log_dir: PathBuf::from("logs"),
             request_timeout_secs: 10,
+            header_read_timeout_secs: 10,
             body_max_bytes: 64 * 1024,
         }
     }
@@ -263,6 +267,13 @@ impl Config {
                 "providers.max_lifetime_secs",
                 self.providers.max_lifetime_secs,
                 "must be between 1 and 3600 seconds",
+            ));
+        }
+        if self.server.header_read_timeout_secs == 0 || self.server.request_timeout_secs == 0 {
+            return Err(invalid(
+                "server.header_read_timeout_secs / server.request_timeout_secs",
+                0,
+                "must be at least 1 second",
             ));
         }
         if self.tui.refresh_secs == 0 {

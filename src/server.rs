@@ -15,7 +15,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -53,6 +58,9 @@ pub fn admin_router(state: AppState) -> Router {
     with_common_layers(admin::router(state.clone()), state)
 }
 
+/// Longest wait for open connections to finish after shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves both apps until `shutdown` completes, then lets in-flight requests finish.
 pub async fn serve(
     state: AppState,
@@ -60,19 +68,65 @@ pub async fn serve(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    };
-    let public_server = axum::serve(public, public_router(state.clone()))
-        .with_graceful_shutdown(wait(stop_rx.clone()));
-    let admin_server =
-        axum::serve(admin, admin_router(state)).with_graceful_shutdown(wait(stop_rx));
-    tokio::try_join!(public_server.into_future(), admin_server.into_future())?;
+    let header_timeout = Duration::from_secs(state.core.config().server.header_read_timeout_secs);
+    let public_app = public_router(state.clone());
+    let public_server = serve_listener(public, public_app, header_timeout, stop_rx.clone());
+    let admin_server = serve_listener(admin, admin_router(state), header_timeout, stop_rx);
+    tokio::try_join!(public_server, admin_server)?;
+    Ok(())
+}
+
+/// Accepts HTTP/1.1 connections on one listener until `stop` turns true, then drains them.
+async fn serve_listener(
+    listener: TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    while !*stop.borrow() {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    // Usually out of file descriptors; back off instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => {
+            tracing::warn!("connections still open after the drain timeout; closing them");
+        }
+    }
     Ok(())
 }
 

@@ -50,9 +50,9 @@ mod tests {
         Job::LoadStats { proxy_id }
     }
 
-    fn proxy_of(job: Option<Job>) -> Option<i64> {
+    fn proxy_of(job: Option<&Job>) -> Option<i64> {
         match job {
-            Some(Job::LoadStats { proxy_id }) => Some(proxy_id),
+            Some(Job::LoadStats { proxy_id }) => Some(*proxy_id),
             _ => None,
         }
     }
@@ -60,12 +60,12 @@ mod tests {
     #[test]
     fn newer_load_replaces_the_waiting_one() {
         let mut slots = JobSlots::default();
-        assert_eq!(proxy_of(slots.submit(stats(1))), Some(1));
+        assert_eq!(proxy_of(slots.submit(stats(1)).as_ref()), Some(1));
         assert!(slots.submit(stats(2)).is_none());
         assert!(slots.submit(stats(3)).is_none());
-        assert_eq!(proxy_of(slots.finish(JobKey::Stats)), Some(3));
+        assert_eq!(proxy_of(slots.finish(JobKey::Stats).as_ref()), Some(3));
         assert!(slots.finish(JobKey::Stats).is_none());
-        assert_eq!(proxy_of(slots.submit(stats(4))), Some(4));
+        assert_eq!(proxy_of(slots.submit(stats(4)).as_ref()), Some(4));
     }
 
     #[test]
