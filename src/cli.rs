@@ -18,14 +18,22 @@ use crate::core::model::{
 
 /// xaa: Cross App Access (ID-JAG) token exchange for an MCP/LLM gateway.
 #[derive(Debug, Parser)]
-#[command(version, about, arg_required_else_help = true)]
+#[command(
+    version,
+    about,
+    after_help = "Without a command, xaa opens the dashboard."
+)]
 pub struct Cli {
     /// Configuration file (default: ./config.toml when present).
     #[arg(long, global = true, env = "XAA_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Dashboard for wall screens: hide and refuse every action that changes the store.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -33,6 +41,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the exchange server and the admin API until SIGINT or SIGTERM.
     Serve,
+    /// Open the dashboard on a throwaway store with a demo IdP and generated traffic.
+    Demo,
     /// Print the default configuration, or check a configuration file.
     Config {
         /// File to check instead of printing the defaults.
@@ -362,7 +372,8 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
         | Command::Config { .. }
         | Command::AdminToken
         | Command::DemoIdp { .. }
-        | Command::Bench(_) => {
+        | Command::Bench(_)
+        | Command::Demo => {
             bail!("this command is not a store verb")
         }
     }

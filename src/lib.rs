@@ -14,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod demo;
+pub mod run;
 pub mod server;
 pub mod tui;

@@ -19,7 +19,16 @@ use xaa::server::{self, AppState};
 async fn main() -> Result<()> {
     install_error_reports()?;
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        let config = Config::load(cli.config.as_deref())?;
+        let _guard = init_file_logging(&config.server.log_dir, "dashboard.log");
+        return xaa::run::dashboard(config, cli.read_only).await;
+    };
+    match command {
+        Command::Demo => {
+            let _guard = init_file_logging(&std::env::temp_dir(), "xaa-demo.log");
+            xaa::run::demo(cli.read_only).await
+        }
         Command::Config { check } => check_config(check.as_deref()),
         Command::Serve => {
             let config = Config::load(cli.config.as_deref())?;
@@ -116,6 +125,25 @@ fn init_server_logging(log_dir: &Path) -> Option<tracing_appender::non_blocking:
         .with(file_layer)
         .init();
     guard
+}
+
+/// Logs to `<dir>/<file>` only, because the dashboard owns the terminal. `XAA_LOG` sets the
+/// filter. A directory that cannot be created leaves logging off rather than failing.
+fn init_file_logging(
+    dir: &Path,
+    file: &str,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::never(dir, file);
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = EnvFilter::try_from_env("XAA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn,sqlx=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false)
+        .init();
+    Some(guard)
 }
 
 /// Verbs log warnings and errors to stderr only, so their stdout stays machine-readable.

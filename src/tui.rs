@@ -59,8 +59,11 @@ pub async fn run(core: Core, options: TuiOptions) -> color_eyre::Result<()> {
         color: theme::ColorMode::from_env(),
     };
     let app = App::new(app_options);
-    let mut terminal = terminal::TerminalGuard::enter()?;
-    let result = runtime::run_loop(terminal.terminal(), core, app).await;
-    terminal.leave();
+    let mut guard = terminal::TerminalGuard::enter()?;
+    let result = match guard.terminal() {
+        Some(terminal) => runtime::run_loop(terminal, core, app).await,
+        None => Ok(()),
+    };
+    guard.leave();
     result
 }

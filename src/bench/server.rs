@@ -278,7 +278,10 @@ impl AdminClient {
             .await?;
         let provider_id = id_field(&provider, "id", "POST /api/v1/providers")?;
         let proxy = self
-            .post("/api/v1/proxies", &json!({"name": "bench-proxy"}))
+            .post(
+                "/api/v1/proxies",
+                &json!({"name": "bench-proxy", "kind": "mcp"}),
+            )
             .await?;
         let proxy_id = id_field(&proxy, "id", "POST /api/v1/proxies")?;
         let mappings_path = format!("/api/v1/proxies/{proxy_id}/xaa/client-mappings");

@@ -10,10 +10,9 @@ use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
 use crossterm::execute;
 use ratatui::DefaultTerminal;
 
-/// The terminal while the dashboard owns it.
+/// The terminal while the dashboard owns it; `None` once given back.
 pub struct TerminalGuard {
-    terminal: DefaultTerminal,
-    active: bool,
+    terminal: Option<DefaultTerminal>,
 }
 
 impl TerminalGuard {
@@ -34,23 +33,28 @@ impl TerminalGuard {
             tracing::warn!(%error, "cannot enable bracketed paste; pasted text arrives as keys");
         }
         Ok(Self {
-            terminal,
-            active: true,
+            terminal: Some(terminal),
         })
     }
 
-    pub fn terminal(&mut self) -> &mut DefaultTerminal {
-        &mut self.terminal
+    /// The terminal to draw on, until [`Self::leave`] gives it back.
+    pub fn terminal(&mut self) -> Option<&mut DefaultTerminal> {
+        self.terminal.as_mut()
     }
 
     /// Gives the terminal back; later calls do nothing.
     pub fn leave(&mut self) {
-        if !self.active {
+        let Some(mut terminal) = self.terminal.take() else {
             return;
-        }
-        self.active = false;
-        if let Err(error) = self.terminal.show_cursor() {
-            tracing::warn!(%error, "cannot show the cursor again");
+        };
+        if let Err(error) = terminal.show_cursor() {
+            // The terminal is gone (an ssh session that hung up): ratatui's `Drop` for
+            // `Terminal` would retry and report the failure with `eprintln!`, which panics on
+            // a closed stderr. Skipping that drop leaks one small struct at exit.
+            tracing::warn!(%error, "the terminal is gone; skipping its restore");
+            std::mem::forget(terminal);
+        } else {
+            drop(terminal);
         }
         restore();
     }
