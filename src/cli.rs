@@ -4,6 +4,7 @@
 //! and audit records are identical whichever way an operator acts. `--json` prints the admin
 //! API's JSON shape.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -275,31 +276,7 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
         Command::Proxies(command) => run_proxy(core, command).await,
         Command::Mappings(command) => run_mapping(core, command, &actor).await,
         Command::Revoke(command) => run_revoke(core, command, &actor).await,
-        Command::Stats { proxy, output } => {
-            let stats = core.stats(proxy).await?;
-            print(&stats, output.json, |s| {
-                let t = &s.id_jag_tokens;
-                let j = &s.jwks_cache;
-                let m = &s.client_mappings;
-                format!(
-                    "ID-JAG tokens   total {}  active {}  revoked {}  last {}\n\
-                     JWKS cache      providers {}  keys {}  last updated {}\n\
-                     Client mappings total {}  providers {}  last updated {}\n\
-                     Revocation generation {}",
-                    t.total,
-                    t.active,
-                    t.revoked,
-                    when(t.last_token_at),
-                    j.total_providers,
-                    j.total_keys,
-                    when(j.last_updated),
-                    m.total_mappings,
-                    m.providers,
-                    when(m.last_updated),
-                    s.revocation_generation
-                )
-            })
-        }
+        Command::Stats { proxy, output } => show_stats(core, proxy, &output).await,
         Command::Tokens {
             proxy,
             subject,
@@ -314,29 +291,7 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
                 limit: Some(limit),
                 ..TokenQuery::default()
             };
-            let tokens = core.list_tokens(&query).await?;
-            print(&tokens, output.json, |list| {
-                list.iter()
-                    .map(|t| {
-                        let state = if t.revocation.is_some() {
-                            "revoked"
-                        } else {
-                            "recorded"
-                        };
-                        format!(
-                            "{}  proxy {}  provider {}  sub {}  client {}  {}  seen {}x",
-                            printable(&t.jti),
-                            t.proxy_id,
-                            t.idp_provider_id,
-                            printable(&t.subject),
-                            printable(&t.client_id_at_resource_as),
-                            state,
-                            t.presentation_count
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            show_tokens(core, query, &output).await
         }
         Command::Audit {
             event_type,
@@ -350,23 +305,7 @@ pub async fn run_verb(core: &Core, command: Command) -> Result<()> {
                 limit: Some(limit),
                 ..AuditQuery::default()
             };
-            let events = core.query_audit(&query).await?;
-            print(&events, output.json, |list| {
-                list.iter()
-                    .map(|e| {
-                        format!(
-                            "{} {} {} actor={} reason={} {}",
-                            e.id,
-                            e.at.format("%Y-%m-%d %H:%M:%S"),
-                            e.event_type,
-                            printable(&e.actor),
-                            e.reason_code.as_deref().unwrap_or("-"),
-                            printable(&serde_json::Value::Object(e.fields.clone()).to_string())
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
+            show_audit(core, query, &output).await
         }
         Command::Serve
         | Command::Config { .. }
@@ -386,12 +325,84 @@ pub fn printable(text: &str) -> String {
     for c in text.chars() {
         let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
         if c.is_control() || bidi {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }
     }
     out
+}
+
+async fn show_stats(core: &Core, proxy: Option<i64>, output: &Output) -> Result<()> {
+    let stats = core.stats(proxy).await?;
+    print(&stats, output.json, |s| {
+        let t = &s.id_jag_tokens;
+        let j = &s.jwks_cache;
+        let m = &s.client_mappings;
+        format!(
+            "ID-JAG tokens   total {}  active {}  revoked {}  last {}\n\
+             JWKS cache      providers {}  keys {}  last updated {}\n\
+             Client mappings total {}  providers {}  last updated {}\n\
+             Revocation generation {}",
+            t.total,
+            t.active,
+            t.revoked,
+            when(t.last_token_at),
+            j.total_providers,
+            j.total_keys,
+            when(j.last_updated),
+            m.total_mappings,
+            m.providers,
+            when(m.last_updated),
+            s.revocation_generation
+        )
+    })
+}
+
+async fn show_tokens(core: &Core, query: TokenQuery, output: &Output) -> Result<()> {
+    let tokens = core.list_tokens(&query).await?;
+    print(&tokens, output.json, |list| {
+        list.iter()
+            .map(|t| {
+                let state = if t.revocation.is_some() {
+                    "revoked"
+                } else {
+                    "recorded"
+                };
+                format!(
+                    "{}  proxy {}  provider {}  sub {}  client {}  {}  seen {}x",
+                    printable(&t.jti),
+                    t.proxy_id,
+                    t.idp_provider_id,
+                    printable(&t.subject),
+                    printable(&t.client_id_at_resource_as),
+                    state,
+                    t.presentation_count
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+async fn show_audit(core: &Core, query: AuditQuery, output: &Output) -> Result<()> {
+    let events = core.query_audit(&query).await?;
+    print(&events, output.json, |list| {
+        list.iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} actor={} reason={} {}",
+                    e.id,
+                    e.at.format("%Y-%m-%d %H:%M:%S"),
+                    e.event_type,
+                    printable(&e.actor),
+                    e.reason_code.as_deref().unwrap_or("-"),
+                    printable(&serde_json::Value::Object(e.fields.clone()).to_string())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {

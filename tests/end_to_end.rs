@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::too_many_lines, reason = "one story, read top to bottom")]
 async fn redeem_introspect_revoke_subject() {
     let idp = TestIdp::start().await;
     let server = TestServer::start().await;

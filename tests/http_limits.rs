@@ -10,11 +10,11 @@ use common::server::TestServer;
 
 /// Sends `partial` and waits (at most `limit`) for the server to close the connection.
 fn closed_within(addr: &str, partial: &[u8], limit: Duration) -> bool {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.write_all(partial).unwrap();
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(partial).expect("send partial request");
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+        .expect("set read timeout");
     let started = Instant::now();
     let mut buffer = [0_u8; 512];
     while started.elapsed() < limit {

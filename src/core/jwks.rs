@@ -470,6 +470,9 @@ pub struct JwksHealth {
 // The cache.
 // ---------------------------------------------------------------------------------------------
 
+/// A sink that receives every audit event the cache has stored.
+pub type AuditMirror = Arc<dyn Fn(&NewAuditEvent) + Send + Sync>;
+
 /// Per-provider JWKS cache, shared through an `Arc`.
 pub struct JwksCache {
     settings: JwksSettings,
@@ -478,7 +481,7 @@ pub struct JwksCache {
     slots: RwLock<HashMap<i64, Arc<ProviderSlot>>>,
     refresh_budget: Mutex<RefreshBudget>,
     /// Where stored audit events are mirrored (the audit log file), when set.
-    audit_mirror: RwLock<Option<Arc<dyn Fn(&NewAuditEvent) + Send + Sync>>>,
+    audit_mirror: RwLock<Option<AuditMirror>>,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -506,7 +509,7 @@ impl JwksCache {
     }
 
     /// Mirrors every audit event this cache stores to `mirror` as well (the audit log file).
-    pub fn set_audit_mirror(&self, mirror: Arc<dyn Fn(&NewAuditEvent) + Send + Sync>) {
+    pub fn set_audit_mirror(&self, mirror: AuditMirror) {
         *self.audit_mirror.write() = Some(mirror);
     }
 

@@ -129,6 +129,10 @@ pub struct ProviderPatch {
 
 /// Reads a field that is present (as a value or `null`) into `Some`, so `null` and absence
 /// differ; `#[serde(default)]` supplies `None` for absence.
+#[expect(
+    clippy::option_option,
+    reason = "absent, null and a URL mean three different things"
+)]
 fn present_or_null<'de, D>(deserializer: D) -> Result<Option<Option<String>>, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -33,8 +33,8 @@ enum Shape {
 }
 
 /// Picks a request shape: mostly valid, with each failure kind now and then.
-fn shape_for(step: u64) -> Shape {
-    match step % 20 {
+fn shape_for(sequence: u64) -> Shape {
+    match sequence % 20 {
         3 => Shape::Replay,
         7 => Shape::Expired,
         11 => Shape::WrongAudience,
@@ -72,20 +72,21 @@ pub async fn run(
         }
     };
     let mut ticker = tokio::time::interval(Duration::from_millis(400));
-    let mut step: u64 = 0;
+    let mut sequence: u64 = 0;
     while !clients.is_empty() {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.changed() => break,
         }
-        step += 1;
-        let index = usize::try_from(step).unwrap_or(0) % clients.len();
+        sequence += 1;
+        let index = usize::try_from(sequence).unwrap_or(0) % clients.len();
         let client = &clients[index];
-        let subject = SUBJECTS[usize::try_from(step / 7).unwrap_or(0) % SUBJECTS.len()];
-        if let Err(error) = send_one(&core, &idp, &http, client, subject, shape_for(step)).await {
+        let subject = SUBJECTS[usize::try_from(sequence / 7).unwrap_or(0) % SUBJECTS.len()];
+        if let Err(error) = send_one(&core, &idp, &http, client, subject, shape_for(sequence)).await
+        {
             tracing::debug!(%error, "demo traffic request failed");
         }
-        if step % 450 == 0 {
+        if sequence % 450 == 0 {
             revoke_someone(&core, client, subject).await;
         }
     }
