@@ -2,10 +2,10 @@
 //! revocation, tokens, audit), providers and help.
 //!
 //! [`App`] is a synchronous state machine and the only owner of the dashboard's state. Key
-//! presses, ticks and the results of background jobs reach it as [`AppEvent`]s; it answers with
-//! [`Job`]s that the runtime runs on tokio tasks against the [`Core`](crate::core::Core), each
-//! sending one whole snapshot back on the same channel. Rendering reads the state and never
-//! awaits. Tests drive `App` without a terminal: they feed events, run the jobs with
+//! presses, ticks and the results of background jobs reach it as [`AppEvent`]s. It responds
+//! with [`Job`]s that the runtime runs on tokio tasks against the [`Core`](crate::core::Core),
+//! each sending one whole snapshot back on the same channel. Rendering reads the state and
+//! never awaits. Tests drive `App` without a terminal: they feed events, run the jobs with
 //! [`jobs::execute`] and draw into a `TestBackend`.
 //!
 //! Every string that comes from the store passes through [`text::sanitize`] before it reaches a
@@ -28,14 +28,14 @@ pub mod text;
 pub mod theme;
 mod ui;
 
-pub use self::app::{App, AppOptions, MIN_HEIGHT, MIN_WIDTH};
+pub use self::app::{App, AppOptions, MIN_HEIGHT, MIN_WIDTH, Screen};
 pub use self::event::AppEvent;
 pub use self::jobs::{Job, JobOutput};
 pub use self::tabs::Tab;
 
 use crate::core::Core;
 
-/// How the dashboard is started.
+/// Options of a dashboard session.
 #[derive(Debug, Clone, Default)]
 pub struct TuiOptions {
     /// Hide and reject every action that changes the store (for wall screens).

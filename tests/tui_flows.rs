@@ -372,9 +372,22 @@ async fn read_only_rejects_every_action() {
     assert!(token(&harness, "alice-1").await.revocation.is_none());
 
     harness.press(KeyCode::Esc).await;
+    harness.press_char('k').await;
+    harness.press_char('y').await;
+    assert!(
+        harness
+            .core
+            .get_proxy(proxy.id)
+            .await
+            .unwrap()
+            .issuance_enabled
+    );
+
     harness.press_char('p').await;
     harness.press_char('e').await;
     harness.press_char('y').await;
+    harness.press_char('a').await;
+    assert_eq!(harness.app.dialog_count(), 0);
     let providers = harness.core.list_providers().await.unwrap();
     assert!(providers.iter().all(|p| p.enabled));
     assert!(
@@ -426,4 +439,77 @@ async fn tab_keys_switch_tabs() {
     assert_eq!(harness.app.dialog_count(), 1);
     harness.press_char('?').await;
     assert_eq!(harness.app.dialog_count(), 0);
+}
+
+#[tokio::test]
+async fn add_provider_reports_core_checks_inline() {
+    let mut harness = Harness::new(false).await;
+    harness.settle().await;
+    harness.press_char('p').await;
+    harness.press_char('a').await;
+    harness.render(80, 24).assert_contains("Add Provider");
+    harness.press(KeyCode::Enter).await;
+    harness.render(80, 24).assert_contains("required");
+
+    harness.type_text("Okta Production").await;
+    harness.press(KeyCode::Tab).await;
+    harness.press(KeyCode::Right).await;
+    harness.press(KeyCode::Tab).await;
+    harness.type_text("http://okta.example").await;
+    harness.press(KeyCode::Tab).await;
+    harness.type_text("https://127.0.0.1:9/keys").await;
+    harness.press(KeyCode::Enter).await;
+    harness.render(200, 50).assert_contains("must use https");
+    assert!(harness.core.list_providers().await.unwrap().is_empty());
+
+    harness.press(KeyCode::BackTab).await;
+    harness.press_ctrl('u').await;
+    harness.type_text("https://okta.example").await;
+    harness.press(KeyCode::Enter).await;
+    assert_eq!(harness.app.dialog_count(), 0);
+    let providers = harness.core.list_providers().await.unwrap();
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].name, "Okta Production");
+    assert_eq!(providers[0].kind.as_str(), "okta");
+    assert_eq!(providers[0].issuer, "https://okta.example");
+    assert_eq!(
+        providers[0].jwks_uri.as_deref(),
+        Some("https://127.0.0.1:9/keys")
+    );
+    harness
+        .render(80, 24)
+        .assert_contains("Provider 'Okta Production' added");
+}
+
+#[tokio::test]
+async fn kill_switch_stops_and_resumes_issuance() {
+    let mut harness = Harness::new(false).await;
+    let proxy = harness.proxy("mcp-prod").await;
+    harness.settle().await;
+    harness.press_char('k').await;
+    harness.render(80, 24).assert_contains("Stop Issuance");
+    harness.press_char('y').await;
+    assert!(
+        !harness
+            .core
+            .get_proxy(proxy.id)
+            .await
+            .unwrap()
+            .issuance_enabled
+    );
+    let screen = harness.render(80, 24);
+    screen.assert_contains("stopped");
+    screen.assert_contains("Issuance stopped at proxy 'mcp-prod'.");
+
+    harness.press_char('k').await;
+    harness.render(80, 24).assert_contains("Resume Issuance");
+    harness.press_char('y').await;
+    assert!(
+        harness
+            .core
+            .get_proxy(proxy.id)
+            .await
+            .unwrap()
+            .issuance_enabled
+    );
 }

@@ -1,7 +1,7 @@
-//! Buffer tests of every dashboard screen and dialog at 80×24 and 200×50: the names operators
-//! look for are on screen, table cells line up under their headers (wide characters
-//! included), nothing panics at tiny sizes, and control characters from the store are shown
-//! as harmless text.
+//! Buffer tests of every dashboard screen and dialog at 80×24 and 200×50. They check that the
+//! names operators look for are on screen and that table cells line up under their headers,
+//! wide characters included. Tiny sizes must not panic, and control characters from the store
+//! must show as harmless text.
 
 #![allow(clippy::unwrap_used)]
 
@@ -14,7 +14,7 @@ use xaa::tui::{AppEvent, Tab};
 /// The sizes every screen is drawn at.
 const SIZES: [(u16, u16); 2] = [(80, 24), (200, 50)];
 
-/// A store with two proxies, two providers (one with a wide-character name), mappings,
+/// Builds a store with two proxies, two providers (one with a wide-character name), mappings,
 /// tokens and audit events, and a dashboard that has loaded it.
 async fn populated() -> Harness {
     let mut harness = Harness::new(false).await;
@@ -272,6 +272,7 @@ async fn dialogs_render_at_both_sizes() {
         screen.assert_contains("[ Delete ]");
         screen.assert_contains("[ Cancel ]");
         screen.assert_contains("y confirm");
+        screen.assert_contains("y confirms, n or Esc cancels.");
     });
     harness.press_char('n').await;
 
@@ -299,6 +300,7 @@ async fn secret_dialog_says_shown_once() {
     each_size(&mut harness, |screen| {
         screen.assert_contains("Client Secret");
         screen.assert_contains("shown once");
+        screen.assert_contains("Enter or Esc closes.");
         screen.assert_contains("'new-as-client'");
         screen.assert_contains("Mapping created.");
     });
@@ -398,4 +400,49 @@ async fn countdown_ticks_and_refreshes() {
     }
     assert!(!harness.app.take_jobs().is_empty(), "a refresh was due");
     harness.render(80, 24).assert_contains("refresh in 30s");
+}
+
+#[tokio::test]
+async fn action_dialogs_render_at_both_sizes() {
+    let mut harness = populated().await;
+    harness.press_char('k').await;
+    each_size(&mut harness, |screen| {
+        screen.assert_contains("Stop Issuance");
+        screen.assert_contains("[ Stop ]");
+    });
+    harness.press(KeyCode::Esc).await;
+
+    harness.press_char('p').await;
+    harness.press_char('a').await;
+    each_size(&mut harness, |screen| {
+        screen.assert_contains("Add Provider");
+        screen.assert_contains("Issuer");
+        screen.assert_contains("JWKS URI");
+        screen.assert_contains("‹ oidc ›");
+    });
+    harness.press(KeyCode::Esc).await;
+    harness.press(KeyCode::Esc).await;
+
+    open_tab(&mut harness, '4').await;
+    harness.press_char('d').await;
+    each_size(&mut harness, |screen| {
+        screen.assert_contains("Revoke Token");
+        screen.assert_contains("un-revoked");
+        screen.assert_contains("y confirms, n or Esc cancels.");
+    });
+    harness.press_char('y').await;
+    each_size(&mut harness, |screen| {
+        screen.assert_contains("Token Revoked");
+    });
+    harness.press(KeyCode::Esc).await;
+
+    harness.press_char('3').await;
+    harness.press(KeyCode::Enter).await;
+    harness.type_text("no-such-jti").await;
+    harness.press(KeyCode::Enter).await;
+    harness.press_char('y').await;
+    each_size(&mut harness, |screen| {
+        screen.assert_contains("Error");
+        screen.assert_contains("no-such-jti");
+    });
 }

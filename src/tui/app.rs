@@ -1,6 +1,6 @@
 //! The dashboard's state and its reaction to events. `App` is synchronous and owns everything
-//! the screen shows; it never touches the store, it asks for [`Job`]s instead and takes their
-//! results as events (see [`results`]).
+//! the screen shows. It never touches the store. Instead it requests [`Job`]s and takes their
+//! results back as events (see [`results`]).
 
 mod results;
 
@@ -66,7 +66,8 @@ pub enum Navigate {
     Xaa(Proxy),
 }
 
-/// What handling an action asks the app to do next.
+/// Follow-up work that handling an action requests: jobs, dialogs, a flash message, a screen
+/// change.
 #[derive(Debug, Default)]
 pub struct Effects {
     pub jobs: Vec<Job>,
@@ -138,7 +139,7 @@ pub struct App {
 }
 
 impl App {
-    /// A dashboard on the Proxies screen, with the first loads queued.
+    /// Creates a dashboard on the Proxies screen with the first loads queued.
     pub fn new(options: AppOptions) -> Self {
         let mut app = Self {
             theme: Theme::new(options.color),
@@ -174,14 +175,14 @@ impl App {
                 true
             }
             AppEvent::Stop(reason) => {
-                tracing::info!("{}", strings::stopped_by_signal(reason));
+                tracing::info!(reason, "dashboard stopping");
                 self.quit = true;
                 true
             }
         }
     }
 
-    /// The jobs requested since the last call.
+    /// Takes the jobs requested since the last call.
     pub fn take_jobs(&mut self) -> Vec<Job> {
         std::mem::take(&mut self.jobs)
     }
@@ -190,17 +191,18 @@ impl App {
         self.quit
     }
 
-    /// Draws the whole screen. Never blocks: it only reads state.
+    /// Draws the whole screen from the state in memory, without store I/O. It only updates
+    /// the tables' scroll offsets.
     pub fn draw(&mut self, frame: &mut Frame) {
         ui::draw(self, frame);
     }
 
-    /// The screen on display.
+    /// Returns the screen on display.
     pub fn screen(&self) -> Screen {
         self.screen
     }
 
-    /// The tab of the XAA view, when it is on display.
+    /// Returns the tab of the XAA view when that view is on display.
     pub fn tab(&self) -> Option<Tab> {
         match (self.screen, &self.xaa) {
             (Screen::Xaa, Some(view)) => Some(view.tab),
@@ -208,12 +210,12 @@ impl App {
         }
     }
 
-    /// The number of open dialogs.
+    /// Returns the number of open dialogs.
     pub fn dialog_count(&self) -> usize {
         self.dialogs.len()
     }
 
-    /// The key scopes of what has the focus, most specific first.
+    /// Returns the key scopes of the focused element, most specific first.
     pub(crate) fn scopes(&self) -> Vec<Scope> {
         if let Some(dialog) = self.dialogs.last() {
             return dialog.scopes();
@@ -232,7 +234,7 @@ impl App {
             Resolution::Action(action) => self.perform(action, key),
             Resolution::Rejected(binding) => {
                 let label = strings::action_label(binding.action);
-                self.flash = Some(Flash::new(strings::refused_read_only(label), Tone::Error));
+                self.flash = Some(Flash::new(strings::rejected_read_only(label), Tone::Error));
                 true
             }
             Resolution::Unbound => self.pass_input(&Event::Key(*key)),
@@ -322,10 +324,7 @@ impl App {
         if job.is_mutating() {
             if self.options.read_only {
                 tracing::warn!(?job, "read-only mode rejected an action");
-                self.flash = Some(Flash::new(
-                    strings::refused_read_only(strings::WORKING),
-                    Tone::Error,
-                ));
+                self.flash = Some(Flash::new(strings::READ_ONLY_REJECTED, Tone::Error));
                 return;
             }
             self.busy = (self.busy.0 + 1, busy_label(&job));
@@ -388,6 +387,7 @@ fn busy_label(job: &Job) -> &'static str {
     match job {
         Job::CreateMapping { .. } => strings::CREATING,
         Job::RevokeToken { .. } | Job::RevokeSubject { .. } => strings::REVOKING,
+        Job::CreateProvider { .. } => strings::ADDING_PROVIDER,
         _ => strings::WORKING,
     }
 }

@@ -1,7 +1,8 @@
-//! Dialogs, kept as a stack by the app: the top one takes every key before the screen sees
+//! Dialogs, kept as a stack by the app. The top one takes every key before the screen gets
 //! it, and all of them are drawn last, over a cleared area, in stack order.
 
 mod add_mapping;
+mod add_provider;
 mod confirm;
 mod help;
 mod message;
@@ -14,6 +15,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear};
 
 pub use self::add_mapping::AddMappingDialog;
+pub use self::add_provider::AddProviderDialog;
 pub use self::confirm::ConfirmDialog;
 pub use self::help::HelpDialog;
 pub use self::message::{MessageDialog, Tone};
@@ -30,6 +32,7 @@ pub enum Dialog {
     Message(MessageDialog),
     Secret(SecretDialog),
     AddMapping(AddMappingDialog),
+    AddProvider(AddProviderDialog),
 }
 
 /// Whether a dialog stays open after handling an action.
@@ -40,13 +43,14 @@ pub enum Outcome {
 }
 
 impl Dialog {
-    /// The key scopes while this dialog is on top.
+    /// Returns the key scopes while this dialog is on top.
     pub fn scopes(&self) -> Vec<Scope> {
         match self {
             Self::Help(_) => vec![Scope::Help, Scope::Always],
             Self::Confirm(_) => vec![Scope::Confirm, Scope::Always],
             Self::Message(_) | Self::Secret(_) => vec![Scope::Message, Scope::Always],
             Self::AddMapping(dialog) => dialog.scopes(),
+            Self::AddProvider(dialog) => dialog.scopes(),
         }
     }
 
@@ -60,6 +64,7 @@ impl Dialog {
                 _ => Outcome::Keep,
             },
             Self::AddMapping(dialog) => dialog.handle(action, effects),
+            Self::AddProvider(dialog) => dialog.handle(action, effects),
         }
     }
 
@@ -67,6 +72,7 @@ impl Dialog {
     pub fn handle_input(&mut self, event: &Event) -> bool {
         match self {
             Self::AddMapping(dialog) => dialog.form.handle_input(event),
+            Self::AddProvider(dialog) => dialog.form.handle_input(event),
             _ => false,
         }
     }
@@ -78,6 +84,7 @@ impl Dialog {
             Self::Message(dialog) => dialog.render(frame, area, theme),
             Self::Secret(dialog) => dialog.render(frame, area, theme),
             Self::AddMapping(dialog) => dialog.render(frame, area, theme),
+            Self::AddProvider(dialog) => dialog.render(frame, area, theme),
         }
     }
 }

@@ -28,12 +28,12 @@ pub enum AppEvent {
 }
 
 impl AppEvent {
-    /// A key press without modifiers.
+    /// Builds a key press without modifiers.
     pub fn key(code: KeyCode) -> Self {
         Self::key_with(code, KeyModifiers::NONE)
     }
 
-    /// A key press with modifiers.
+    /// Builds a key press with modifiers.
     pub fn key_with(code: KeyCode, modifiers: KeyModifiers) -> Self {
         Self::Terminal(Event::Key(KeyEvent::new(code, modifiers)))
     }

@@ -23,7 +23,7 @@ pub struct Choice {
     pub label: String,
 }
 
-/// What a field holds.
+/// Content of a field: a text input or a dropdown.
 #[derive(Debug, Clone)]
 pub enum FieldKind {
     Text(Input),
@@ -46,10 +46,13 @@ pub struct Field {
 }
 
 impl Field {
+    /// Creates a text field. Control characters in the initial value are dropped like typed
+    /// ones.
     pub fn text(label: &'static str, value: &str) -> Self {
+        let value: String = value.chars().filter(|c| !c.is_control()).collect();
         Self {
             label,
-            kind: FieldKind::Text(Input::new(value.to_owned())),
+            kind: FieldKind::Text(Input::new(value)),
             hint: None,
             error: None,
         }
@@ -119,11 +122,25 @@ impl Form {
         true
     }
 
+    /// Moves the focus forward, from the button round to the first field.
+    pub fn focus_next_wrapping(&mut self) {
+        if !self.focus_next() {
+            self.focus = 0;
+        }
+    }
+
+    /// Moves the focus back, from the first field round to the button.
+    pub fn focus_prev_wrapping(&mut self) {
+        if !self.focus_prev() {
+            self.focus_last();
+        }
+    }
+
     pub fn focus_last(&mut self) {
         self.focus = self.fields.len();
     }
 
-    /// Whether the focused field is a dropdown.
+    /// Returns whether the focused field is a dropdown.
     pub fn choice_focused(&self) -> bool {
         matches!(
             self.fields.get(self.focus).map(|field| &field.kind),
@@ -181,7 +198,7 @@ impl Form {
         }
     }
 
-    /// The value of a text field, without surrounding whitespace.
+    /// Returns the value of a text field, without surrounding whitespace.
     pub fn text(&self, index: usize) -> &str {
         match self.fields.get(index).map(|field| &field.kind) {
             Some(FieldKind::Text(input)) => input.value().trim(),
@@ -199,7 +216,7 @@ impl Form {
         }
     }
 
-    /// The chosen option of a dropdown.
+    /// Returns the chosen option of a dropdown.
     pub fn choice(&self, index: usize) -> Option<&Choice> {
         match self.fields.get(index).map(|field| &field.kind) {
             Some(FieldKind::Choice {
@@ -406,7 +423,7 @@ fn render_text_input(
     }
 }
 
-/// The part of `value` that starts `scroll` columns in and fits `width` columns.
+/// Returns the part of `value` that starts `scroll` columns in and fits `width` columns.
 pub fn visible_slice(value: &str, scroll: usize, width: usize) -> String {
     let mut skipped = 0;
     let mut used = 0;

@@ -1,5 +1,5 @@
-//! Background work of the dashboard: what the [`App`](crate::tui::App) asks for ([`Job`]), how
-//! it runs against the core ([`execute`]), and what comes back ([`JobOutput`]).
+//! Background work of the dashboard: the requests of the [`App`](crate::tui::App) ([`Job`]),
+//! their execution against the core ([`execute`]), and their results ([`JobOutput`]).
 //!
 //! Each job returns a whole snapshot (the full list, all figures of the statistics), never a
 //! delta to merge, so the app replaces what it shows in one step. Loads carry their request
@@ -14,14 +14,14 @@ use crate::core::admin::{CreatedMapping, RevokeSubjectResult, RevokeTokenResult}
 use crate::core::jwks::JwksHealth;
 use crate::core::model::{
     ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping, IdJagRecord, NewMapping,
-    Provider, ProviderPatch, Proxy, TokenQuery, XaaStats,
+    NewProvider, Provider, ProviderPatch, Proxy, ProxyPatch, TokenQuery, XaaStats,
 };
 use crate::core::{Core, CoreError, CoreResult};
 use crate::tui::strings;
 
 pub use self::runner::JobSlots;
 
-/// Longest a job may take before the dashboard reports the store as not answering.
+/// Longest a job may take before the dashboard reports the store as unavailable.
 pub const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 /// Minutes of exchange activity loaded for the chart.
 pub const ACTIVITY_MINUTES: i64 = 180;
@@ -67,7 +67,7 @@ pub enum TokenStatus {
 }
 
 impl TokenStatus {
-    /// The spelling [`TokenQuery::status`] takes.
+    /// Returns the spelling that [`TokenQuery::status`] takes.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -86,7 +86,7 @@ pub struct TokenFilter {
     pub status: Option<TokenStatus>,
 }
 
-/// Work the app asks the runtime to do.
+/// Work the app requests from the runtime.
 #[derive(Debug, Clone)]
 pub enum Job {
     LoadProxies,
@@ -134,6 +134,14 @@ pub enum Job {
     RefreshProviderKeys {
         provider_id: i64,
     },
+    CreateProvider {
+        provider: NewProvider,
+    },
+    /// The issuance kill switch of a proxy.
+    SetIssuance {
+        proxy_id: i64,
+        enabled: bool,
+    },
 }
 
 /// Groups jobs for the runner: at most one load per key runs at a time, and a newer request
@@ -150,7 +158,7 @@ pub enum JobKey {
 }
 
 impl Job {
-    /// The runner group of this job.
+    /// Returns the runner group of this job.
     pub fn key(&self) -> JobKey {
         match self {
             Self::LoadProxies => JobKey::Proxies,
@@ -163,13 +171,13 @@ impl Job {
         }
     }
 
-    /// Whether the job changes the store; read-only mode never submits these.
+    /// Returns whether the job changes the store. Read-only mode never submits these.
     pub fn is_mutating(&self) -> bool {
         self.key() == JobKey::Action
     }
 }
 
-/// What a job sends back: the request's parameters and a whole snapshot or the error.
+/// Result of a job: the request's parameters and a whole snapshot or the error.
 #[derive(Debug)]
 pub enum JobOutput {
     Proxies(CoreResult<Vec<ProxySummary>>),
@@ -207,10 +215,12 @@ pub enum JobOutput {
         provider_id: i64,
         result: CoreResult<usize>,
     },
+    ProviderCreated(CoreResult<Provider>),
+    IssuanceSet(CoreResult<Proxy>),
 }
 
 impl JobOutput {
-    /// The runner group of the job that produced this output.
+    /// Returns the runner group of the job that produced this output.
     pub fn key(&self) -> JobKey {
         match self {
             Self::Proxies(_) => JobKey::Proxies,
@@ -287,6 +297,12 @@ pub async fn execute(core: &Core, job: Job) -> JobOutput {
             provider_id,
             result: timed(core.refresh_provider_keys(provider_id)).await,
         },
+        Job::CreateProvider { provider } => {
+            JobOutput::ProviderCreated(timed(core.create_provider(provider)).await)
+        }
+        Job::SetIssuance { proxy_id, enabled } => {
+            JobOutput::IssuanceSet(timed(set_issuance(core, proxy_id, enabled)).await)
+        }
     }
 }
 
@@ -302,8 +318,8 @@ async fn timed<T>(work: impl Future<Output = CoreResult<T>>) -> CoreResult<T> {
 
 /// Proxies with their mapping count and active tokens.
 ///
-/// NOTE: this costs two store queries per proxy; gateways have few proxies, and a core query
-/// returning the summaries in one pass would remove the loop.
+/// NOTE: this costs one statistics query per proxy. Gateways have few proxies, and a core
+/// query returning the summaries in one pass would remove the loop.
 async fn load_proxies(core: &Core) -> CoreResult<Vec<ProxySummary>> {
     let proxies = core.list_proxies().await?;
     let mut summaries = Vec::with_capacity(proxies.len());
@@ -340,6 +356,14 @@ async fn set_enabled(core: &Core, provider_id: i64, enabled: bool) -> CoreResult
     core.update_provider(provider_id, patch).await
 }
 
+async fn set_issuance(core: &Core, proxy_id: i64, enabled: bool) -> CoreResult<Proxy> {
+    let patch = ProxyPatch {
+        issuance_enabled: Some(enabled),
+        ..ProxyPatch::default()
+    };
+    core.update_proxy(proxy_id, patch).await
+}
+
 async fn load_providers(core: &Core) -> CoreResult<Vec<ProviderState>> {
     let providers = core.list_providers().await?;
     let health = core.jwks().health();
@@ -366,8 +390,8 @@ async fn load_stats(core: &Core, proxy_id: i64) -> CoreResult<StatsSnapshot> {
     })
 }
 
-/// The recent records of a proxy that match the filter text in part, plus every record whose
-/// subject or client id equals it (which may be older than the recent window).
+/// Loads the recent records of a proxy that match the filter text in part, plus every record
+/// whose subject or client id equals it (which may be older than the recent window).
 async fn load_tokens(
     core: &Core,
     proxy_id: i64,
@@ -404,7 +428,7 @@ async fn load_tokens(
     Ok(records)
 }
 
-/// Whether a record's subject or client ids contain `needle` (already lowercase).
+/// Returns whether a record's subject or client ids contain `needle` (already lowercase).
 pub fn token_matches(record: &IdJagRecord, needle: &str) -> bool {
     [
         &record.subject,

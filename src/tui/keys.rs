@@ -1,15 +1,15 @@
 //! The key bindings: one table maps keys to [`Action`]s per [`Scope`]. Key handling, the
 //! status bar and the help screen all read this table, so they cannot disagree.
 //!
-//! A screen's context is an ordered list of scopes, most specific first; the first binding of
-//! those scopes that matches a key wins, and a binding shadows the same key further down the
+//! A screen's context is an ordered list of scopes, most specific first. The first binding of
+//! those scopes that matches a key wins, so a binding shadows the same key further down the
 //! list. Bindings marked `mutating` are hidden and rejected in read-only mode.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::tui::strings;
 
-/// What a key does.
+/// An operation a key triggers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     Quit,
@@ -30,6 +30,9 @@ pub enum Action {
     OpenProviders,
     ToggleProvider,
     RefreshKeys,
+    AddProvider,
+    /// Stop or resume token issuance at the selected proxy.
+    ToggleIssuance,
     AddMapping,
     DeleteMapping,
     Filter,
@@ -54,7 +57,7 @@ pub enum Action {
     ClearFilter,
 }
 
-/// Where a binding applies.
+/// The context a binding applies in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Everywhere, even while typing.
@@ -132,7 +135,7 @@ impl Key {
         }
     }
 
-    /// Whether a key press is this key. Shift is ignored for characters (it is already in the
+    /// Returns whether a key press is this key. Shift is ignored for characters (it is already in the
     /// character's case) and for Shift-Tab, which terminals report with or without it.
     pub fn matches(self, event: &KeyEvent) -> bool {
         let ignored = match event.code {
@@ -148,7 +151,7 @@ impl Key {
 pub struct Binding {
     pub scope: Scope,
     pub keys: &'static [Key],
-    /// How the keys are written in the status bar and on the help screen.
+    /// Text of the keys in the status bar and on the help screen.
     pub keys_label: &'static str,
     pub action: Action,
     /// Changes the store; hidden and rejected in read-only mode.
@@ -256,8 +259,10 @@ pub const BINDINGS: &[Binding] = &[
     // Screens.
     bind(S::Proxies, &[ENTER, Key::char('x')], "Enter/x", A::OpenXaa),
     bind(S::Proxies, &[Key::char('p')], "p", A::OpenProviders),
+    mutating(S::Proxies, &[Key::char('k')], "k", A::ToggleIssuance),
     mutating(S::Providers, &[Key::char('e')], "e", A::ToggleProvider),
     mutating(S::Providers, &[Key::char('r')], "r", A::RefreshKeys),
+    mutating(S::Providers, &[Key::char('a')], "a", A::AddProvider),
     bind(S::Providers, &[ESC], "Esc", A::Back),
     bind(S::Xaa, &[TAB], "Tab", A::NextTab),
     hidden(S::Xaa, &[BACK_TAB], "S-Tab", A::PrevTab),
@@ -302,7 +307,7 @@ pub const BINDINGS: &[Binding] = &[
     bind(S::Global, &[Key::char('q')], "q", A::Quit),
 ];
 
-/// What a key press resolves to in a context.
+/// Outcome of resolving a key press in a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resolution {
     Action(Action),
@@ -343,7 +348,7 @@ fn resolve_below(scopes: &[Scope], scope: Scope, event: &KeyEvent) -> Option<Act
         .map(|binding| binding.action)
 }
 
-/// The bindings that work in a context, in table order, without those whose keys are all
+/// Returns the bindings that work in a context, in table order, without those whose keys are all
 /// shadowed by a more specific scope or rejected by read-only mode.
 pub fn active_bindings(scopes: &[Scope], read_only: bool) -> Vec<&'static Binding> {
     let mut taken: Vec<Key> = Vec::new();
@@ -363,7 +368,7 @@ pub fn active_bindings(scopes: &[Scope], read_only: bool) -> Vec<&'static Bindin
     active
 }
 
-/// The status bar entries of a context, as `(keys, label, action)`: one entry per action,
+/// Returns the status bar entries of a context, as `(keys, label, action)`: one entry per action,
 /// with the help key moved to the end so the bar can keep it when it cuts the rest.
 pub fn status_entries(
     scopes: &[Scope],
@@ -403,7 +408,7 @@ const HELP_ORDER: [Scope; 16] = [
     Scope::Help,
 ];
 
-/// The help screen: per section, the `(keys, description)` pairs available in this mode.
+/// Returns the help screen: per section, the `(keys, description)` pairs available in this mode.
 pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     let mut sections: Vec<(&'static str, Vec<(&'static str, &'static str)>)> = Vec::new();
     for scope in HELP_ORDER {
@@ -422,7 +427,7 @@ pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(&'static str, &
     sections
 }
 
-/// The tab number of a digit key, 0-based.
+/// Returns the tab index of a digit key, 0-based.
 pub fn digit_index(event: &KeyEvent) -> Option<usize> {
     match event.code {
         KeyCode::Char(c @ '1'..='9') => Some(c as usize - '1' as usize),
@@ -491,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn status_bar_lists_each_action_once_with_help_last() {
+    fn status_bar_lists_actions_once() {
         let scopes = [Scope::Proxies, Scope::List, Scope::Global, Scope::Always];
         let entries = status_entries(&scopes, false);
         assert_eq!(entries.iter().filter(|e| e.2 == Action::Quit).count(), 1);

@@ -63,7 +63,7 @@ impl<T> Panel<T> {
         self.loading
     }
 
-    /// The error of the last refresh, unsanitized.
+    /// Returns the error of the last refresh, unsanitized.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }

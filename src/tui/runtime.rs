@@ -1,6 +1,6 @@
 //! The event loop: waits on the one channel, lets the app handle every queued event, starts
-//! the jobs it asked for, and redraws only when something changed. It never awaits store work:
-//! jobs run on their own tasks and come back as events.
+//! the jobs it requested, and redraws only when something changed. It never awaits store work,
+//! because jobs run on their own tasks and come back as events.
 
 use ratatui::DefaultTerminal;
 use tokio::sync::mpsc;
@@ -71,7 +71,7 @@ impl Runner {
         app.handle(event)
     }
 
-    /// Starts the jobs the app asked for (or queues them behind a running load).
+    /// Starts the jobs the app requested (or queues them behind a running load).
     fn start(&mut self, app: &mut App) {
         for job in app.take_jobs() {
             if let Some(job) = self.slots.submit(job) {

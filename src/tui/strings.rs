@@ -156,6 +156,7 @@ pub const CONFIRM_HINT: &str = "y confirms, n or Esc cancels.";
 pub const CLOSE_HINT: &str = "Enter or Esc closes.";
 pub const ERROR_TITLE: &str = "Error";
 pub const HELP_TITLE: &str = "Help";
+pub const READ_ONLY_REJECTED: &str = "read-only mode: this action is disabled";
 pub const READ_ONLY_HELP: &str =
     "Read-only mode: every action that changes the store is hidden and rejected.";
 pub const DONE_TITLE: &str = "Done";
@@ -168,9 +169,22 @@ pub const PROVIDER_DISABLE_WARNING: &str =
     "ID-JAGs signed by this provider are rejected until it is enabled again.";
 pub const PROVIDER_ENABLE_NOTE: &str = "ID-JAGs signed by this provider are accepted again.";
 pub const ENABLE_BUTTON: &str = "Enable";
+pub const ADD_PROVIDER_TITLE: &str = "Add Provider";
+pub const ADD_PROVIDER_BUTTON: &str = "Add Provider";
+pub const FIELD_NAME: &str = "Name";
+pub const FIELD_KIND: &str = "Kind";
+pub const ISSUER_HINT: &str = "https://example.okta.com";
+pub const JWKS_URI_HINT: &str = "empty: discovered from the issuer's metadata";
+pub const ADDING_PROVIDER: &str = "Adding the provider…";
+pub const STOP_ISSUANCE_TITLE: &str = "Stop Issuance";
+pub const RESUME_ISSUANCE_TITLE: &str = "Resume Issuance";
+pub const STOP_BUTTON: &str = "Stop";
+pub const RESUME_BUTTON: &str = "Resume";
+pub const STOP_ISSUANCE_WARNING: &str = "Every ID-JAG exchange at this proxy is rejected until \
+     issuance resumes. Access tokens already issued stay valid.";
 pub const DISABLE_BUTTON: &str = "Disable";
 
-/// Short label of an action in the status bar.
+/// Returns the short label of an action in the status bar.
 pub fn action_label(action: Action) -> &'static str {
     match action {
         Action::Quit => "quit",
@@ -190,6 +204,8 @@ pub fn action_label(action: Action) -> &'static str {
         Action::OpenProviders => "providers",
         Action::ToggleProvider => "enable/disable",
         Action::RefreshKeys => "refresh keys",
+        Action::AddProvider => "add provider",
+        Action::ToggleIssuance => "stop/resume issuance",
         Action::AddMapping => "add mapping",
         Action::DeleteMapping => "delete",
         Action::Filter => "filter",
@@ -213,7 +229,7 @@ pub fn action_label(action: Action) -> &'static str {
     }
 }
 
-/// Sentence describing an action on the help screen.
+/// Returns the sentence describing an action on the help screen.
 pub fn action_help(action: Action) -> &'static str {
     match action {
         Action::Quit => "Quit the dashboard",
@@ -233,6 +249,8 @@ pub fn action_help(action: Action) -> &'static str {
         Action::OpenProviders => "Show the identity providers and their key sets",
         Action::ToggleProvider => "Enable or disable the selected provider",
         Action::RefreshKeys => "Fetch the selected provider's key set now",
+        Action::AddProvider => "Open the Add Provider dialog",
+        Action::ToggleIssuance => "Stop or resume token issuance at the selected proxy",
         Action::AddMapping => "Open the Add XAA Client Mapping dialog",
         Action::DeleteMapping => "Delete the selected mapping, after a confirmation",
         Action::Filter => "Filter the rows",
@@ -257,42 +275,42 @@ pub fn action_help(action: Action) -> &'static str {
     }
 }
 
-/// The status bar's note on a key that read-only mode refuses.
-pub fn refused_read_only(label: &str) -> String {
+/// Formats the footer note on a key that read-only mode rejects.
+pub fn rejected_read_only(label: &str) -> String {
     format!("read-only mode: '{label}' is disabled")
 }
 
-/// Countdown to the next automatic refresh.
+/// Formats the countdown to the next automatic refresh.
 pub fn refresh_in(seconds: u64) -> String {
     format!("refresh in {seconds}s")
 }
 
-/// Countdown shown while the last refresh failed.
+/// Formats the countdown shown while the last refresh failed.
 pub fn retry_in(seconds: u64) -> String {
     format!("retrying in {seconds}s")
 }
 
-/// A failed refresh, shown where its data would be.
+/// Formats a failed refresh, shown where its data would be.
 pub fn refresh_failed(error: &str) -> String {
     format!("refresh failed: {error}")
 }
 
-/// A job that got no answer from the store in time.
+/// Formats the error of a job that the store did not complete in time.
 pub fn no_answer(seconds: u64) -> String {
     format!("no answer within {seconds} s; an action may still complete, so check the audit log")
 }
 
-/// The label over a sparkline of the activity chart.
+/// Formats the label over a sparkline of the activity chart.
 pub fn activity_label(series: &str, last: u64, peak: u64, minutes: usize) -> String {
     format!("{series}: {last}/min now, peak {peak}, last {minutes} min")
 }
 
-/// The JTI confirmation text.
+/// Formats the confirmation question of a revocation by JTI.
 pub fn confirm_revoke_token(jti: &str) -> String {
     format!("Revoke the token with JTI '{jti}' and every access token minted from it?")
 }
 
-/// The subject confirmation text.
+/// Formats the confirmation question of a revocation by subject.
 pub fn confirm_revoke_subject(subject: &str, provider: &str) -> String {
     format!(
         "Revoke every token of subject '{subject}' at {provider}, and every access token \
@@ -300,7 +318,7 @@ pub fn confirm_revoke_subject(subject: &str, provider: &str) -> String {
     )
 }
 
-/// The count of a revoke-by-subject result.
+/// Formats the count of a revocation by subject.
 pub fn subject_revoked(count: i64, subject: &str) -> String {
     if count == 1 {
         format!("1 token revoked for subject '{subject}'.")
@@ -309,12 +327,12 @@ pub fn subject_revoked(count: i64, subject: &str) -> String {
     }
 }
 
-/// The delete confirmation text.
+/// Formats the confirmation question of a mapping deletion.
 pub fn confirm_delete_mapping(client_at_idp: &str, provider: &str, client_at_as: &str) -> String {
     format!("Delete the mapping of '{client_at_idp}' at {provider} to '{client_at_as}'?")
 }
 
-/// The provider toggle confirmation text.
+/// Formats the confirmation question of enabling or disabling a provider.
 pub fn confirm_toggle_provider(name: &str, enable: bool) -> String {
     if enable {
         format!("Enable provider '{name}'?")
@@ -323,7 +341,7 @@ pub fn confirm_toggle_provider(name: &str, enable: bool) -> String {
     }
 }
 
-/// The result of a provider toggle.
+/// Formats the result of enabling or disabling a provider.
 pub fn provider_toggled(name: &str, enabled: bool) -> String {
     if enabled {
         format!("Provider '{name}' enabled.")
@@ -332,32 +350,55 @@ pub fn provider_toggled(name: &str, enabled: bool) -> String {
     }
 }
 
-/// The result of a key refresh.
+/// Formats the confirmation question of the issuance kill switch.
+pub fn confirm_issuance(proxy: &str, enable: bool) -> String {
+    if enable {
+        format!("Resume issuing access tokens at proxy '{proxy}'?")
+    } else {
+        format!("Stop issuing access tokens at proxy '{proxy}'?")
+    }
+}
+
+/// Formats the result of the issuance kill switch.
+pub fn issuance_set(proxy: &str, enabled: bool) -> String {
+    if enabled {
+        format!("Issuance resumed at proxy '{proxy}'.")
+    } else {
+        format!("Issuance stopped at proxy '{proxy}'.")
+    }
+}
+
+/// Formats the result of adding a provider.
+pub fn provider_added(name: &str) -> String {
+    format!("Provider '{name}' added; its keys are being fetched.")
+}
+
+/// Formats the result of a key set refresh.
 pub fn keys_refreshed(name: &str, count: usize) -> String {
     format!("Fetched {count} key(s) for provider '{name}'.")
 }
 
-/// Who the secret belongs to.
+/// Formats the line naming the client a secret belongs to.
 pub fn secret_for(client: &str) -> String {
     format!("Client secret of '{client}':")
 }
 
-/// The duplicate mapping check of the add dialog.
+/// Formats the duplicate mapping error of the add dialog.
 pub fn duplicate_mapping(client: &str, provider: &str) -> String {
     format!("a mapping for '{client}' at {provider} already exists; delete it first")
 }
 
-/// A scope that fails the RFC 6749 syntax.
+/// Formats the error for a scope that fails the RFC 6749 `scope-token` syntax.
 pub fn invalid_scope(scope: &str) -> String {
     format!("'{scope}' is not a valid scope (printable ASCII without spaces, '\"' or '\\')")
 }
 
-/// Whitespace inside a client id.
+/// Formats the error for whitespace inside a client id.
 pub fn client_id_whitespace(field: &str) -> String {
     format!("{field} must not contain spaces")
 }
 
-/// Rows shown out of the rows loaded.
+/// Formats the rows shown out of the rows loaded.
 pub fn rows_shown(shown: usize, total: usize) -> String {
     let noun = if total == 1 { "row" } else { "rows" };
     if shown == total {
@@ -367,31 +408,26 @@ pub fn rows_shown(shown: usize, total: usize) -> String {
     }
 }
 
-/// The token status filter.
+/// Formats the token status filter.
 pub fn status_filter(status: &str) -> String {
     format!("status: {status}")
 }
 
-/// The audit event type filter.
+/// Formats the audit event type filter.
 pub fn event_filter(event: &str) -> String {
     format!("event type: {event}")
 }
 
-/// The proxy line of the XAA view header.
+/// Formats the proxy in the XAA view header.
 pub fn proxy_heading(name: &str, kind: &str, id: i64) -> String {
     format!("{name} ({kind}, id {id})")
 }
 
-/// The footer note while actions run.
+/// Formats the footer note while actions run.
 pub fn busy(label: &str, count: usize) -> String {
     if count > 1 {
         format!("{label} ({count} actions running)")
     } else {
         label.to_owned()
     }
-}
-
-/// A signal that stops the dashboard, for the log.
-pub fn stopped_by_signal(name: &str) -> String {
-    format!("dashboard stopped by {name}")
 }

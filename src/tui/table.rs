@@ -117,7 +117,7 @@ impl Selection {
         self.selected = self.selected.min(len.saturating_sub(1));
     }
 
-    /// The rows to draw in `height` lines, scrolling just enough to keep the selection visible.
+    /// Returns the rows to draw in `height` lines, scrolling just enough to keep the selection visible.
     fn visible(&mut self, len: usize, height: usize) -> Range<usize> {
         self.clamp(len);
         self.page = height;
@@ -134,7 +134,7 @@ impl Selection {
     }
 }
 
-/// What to draw: columns, rows, the block around them and the text for an empty table.
+/// A table to draw: columns, rows, the block around them and the text for an empty table.
 pub struct TableView<'a, T> {
     pub columns: &'a [Column],
     pub items: &'a [T],
@@ -190,8 +190,8 @@ impl<T> TableView<'_, T> {
         frame.render_stateful_widget(table, inner, &mut state);
     }
 
-    /// Column widths: each column as wide as its title and widest measured cell (up to its
-    /// maximum); when that does not fit, the widest columns shrink first.
+    /// Computes the column widths. Each column gets the width of its title and widest measured
+    /// cell, up to its maximum. When that does not fit, the widest columns shrink first.
     fn column_widths(&self, visible: &[Vec<CellText>], available: u16) -> Vec<u16> {
         let mut desired: Vec<usize> = self
             .columns

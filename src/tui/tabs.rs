@@ -67,7 +67,7 @@ impl Tab {
     }
 }
 
-/// What the tabs read from the app while handling keys and drawing.
+/// App state the tabs read while handling keys and drawing.
 pub struct TabContext<'a> {
     pub theme: &'a Theme,
     pub read_only: bool,
@@ -100,7 +100,7 @@ impl XaaView {
         }
     }
 
-    /// The key scopes of the current tab, most specific first.
+    /// Returns the key scopes of the current tab, most specific first.
     pub fn scopes(&self) -> Vec<Scope> {
         let tail = [Scope::Xaa, Scope::Global, Scope::Always];
         let mut scopes = match self.tab {
@@ -157,7 +157,7 @@ impl XaaView {
         }
     }
 
-    /// The loads that refresh the current tab.
+    /// Returns the loads that refresh the current tab.
     pub fn refresh(&mut self) -> Vec<Job> {
         let proxy_id = self.proxy.id;
         match self.tab {
@@ -170,7 +170,7 @@ impl XaaView {
         }
     }
 
-    /// The next poll of the live audit log.
+    /// Returns the next poll of the live audit log.
     pub fn poll_audit(&mut self) -> Option<Job> {
         (self.tab == Tab::Audit).then(|| self.audit.poll())
     }

@@ -1,5 +1,5 @@
-//! Taking over the terminal and giving it back: raw mode, the alternate screen and bracketed
-//! paste on the way in; the reverse on every way out. A `Drop` guard covers early returns and
+//! Taking over the terminal and giving it back. On the way in: raw mode, the alternate screen
+//! and bracketed paste. On every way out: the reverse. A `Drop` guard covers early returns and
 //! unwinding, and a panic hook restores the screen before the panic message is printed.
 //! Mouse capture is never enabled, so the terminal's own selection keeps working.
 
@@ -37,7 +37,7 @@ impl TerminalGuard {
         })
     }
 
-    /// The terminal to draw on, until [`Self::leave`] gives it back.
+    /// Returns the terminal to draw on, until [`Self::leave`] gives it back.
     pub fn terminal(&mut self) -> Option<&mut DefaultTerminal> {
         self.terminal.as_mut()
     }

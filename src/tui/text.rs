@@ -18,8 +18,8 @@ pub const ELLIPSIS: char = '…';
 /// controls and bidirectional overrides become `\u{HHHH}`.
 ///
 /// Every string that comes from the store or from a peer (subjects, reasons, client ids, audit
-/// fields, error messages) goes through this function before it reaches a widget, so an escape
-/// sequence in a token claim is shown as text instead of being run by the terminal.
+/// fields, error messages) goes through this function before it reaches a widget. An escape
+/// sequence in a token claim is therefore shown as text instead of being run by the terminal.
 pub fn sanitize(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
@@ -86,18 +86,37 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-/// Lines `text` takes when word-wrapped at `width` columns. An estimate from the width, plus
-/// one line when it spans several, because word wrapping can end lines early.
+/// Counts the lines `text` takes when word-wrapped at `width` columns, placing words greedily
+/// the way ratatui's `Paragraph` wrapping does and breaking words longer than a line.
 pub fn wrapped_height(text: &str, width: u16) -> u16 {
     let width = usize::from(width.max(1));
     let lines: usize = text
         .split('\n')
-        .map(|line| {
-            let full = self::width(line).div_ceil(width).max(1);
-            if full > 1 { full + 1 } else { full }
-        })
+        .map(|line| wrapped_lines(line, width))
         .sum();
     u16::try_from(lines).unwrap_or(u16::MAX)
+}
+
+fn wrapped_lines(line: &str, width: usize) -> usize {
+    let mut lines = 1;
+    let mut used = 0;
+    for word in line.split(' ').filter(|word| !word.is_empty()) {
+        let word_width = self::width(word);
+        if used > 0 && used + 1 + word_width <= width {
+            used += 1 + word_width;
+            continue;
+        }
+        if used > 0 {
+            lines += 1;
+        }
+        // A word wider than the line fills whole lines and continues on the next.
+        lines += word_width.saturating_sub(1) / width;
+        used = match word_width % width {
+            0 if word_width > 0 => width,
+            rest => rest,
+        };
+    }
+    lines
 }
 
 /// Time formats from the most to the least detailed; [`time`] picks the first that fits.
@@ -117,7 +136,7 @@ pub const SHORT_TIME_WIDTH: usize = 11;
 /// Screen width from which tables show full times instead of the short form.
 const FULL_TIME_FROM_COLUMNS: u16 = 120;
 
-/// The time width for table columns on a screen `columns` wide: full times on wide screens,
+/// Returns the time width for table columns on a screen `columns` wide: full times on wide screens,
 /// month, day, hours and minutes on narrow ones.
 pub fn table_time_width(columns: u16) -> usize {
     if columns >= FULL_TIME_FROM_COLUMNS {
@@ -145,7 +164,7 @@ pub fn optional_time(at: Option<DateTime<Utc>>, max: usize, missing: &str) -> St
     at.map_or_else(|| truncate(missing, max), |at| time(at, max))
 }
 
-/// Formats a count with thin grouping for large numbers, e.g. `12 345 678`.
+/// Formats a count with its digits grouped in threes, e.g. `12 345 678`.
 pub fn count(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();
     let mut out = String::new();
@@ -185,6 +204,15 @@ mod tests {
         assert_eq!(truncate("abcdef", 6), "abcdef");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abcdef", 0), "");
+    }
+
+    #[test]
+    fn wrapped_height_counts_word_wrapped_lines() {
+        assert_eq!(wrapped_height("", 10), 1);
+        assert_eq!(wrapped_height("one two three", 13), 1);
+        assert_eq!(wrapped_height("one two three", 12), 2);
+        assert_eq!(wrapped_height("abcdefghijklmnopqrstuvwxy", 10), 3);
+        assert_eq!(wrapped_height("a\nb", 10), 2);
     }
 
     #[test]

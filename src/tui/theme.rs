@@ -52,7 +52,7 @@ pub struct Theme {
 }
 
 impl Theme {
-    /// The theme for a colour mode.
+    /// Builds the theme for a colour mode.
     pub fn new(mode: ColorMode) -> Self {
         let theme = Self::monochrome();
         match mode {

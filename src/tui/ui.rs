@@ -70,7 +70,7 @@ fn render_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
     frame.render_widget(message, middle);
 }
 
-/// The location, the server note, and the read-only badge.
+/// Draws the location, the server note, and the read-only badge.
 fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let location = match (app.screen, &app.xaa) {
         (Screen::Xaa, Some(view)) => format!(
@@ -105,7 +105,7 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(line).style(app.theme.header), area);
 }
 
-/// The flash message or running action on the left, the refresh countdown on the right.
+/// Draws the flash message or running action on the left, the refresh countdown on the right.
 fn render_info(app: &App, frame: &mut Frame, area: Rect) {
     let width = usize::from(area.width);
     let countdown = if app.tab() == Some(crate::tui::tabs::Tab::Audit) {
@@ -136,7 +136,7 @@ fn render_info(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-/// The keys that work right now, from the key table, and "read-only" when it applies. When
+/// Draws the keys that work right now, from the key table, and "read-only" when it applies. When
 /// the bar is too narrow it cuts entries from the end but keeps `? help`, which lists them all.
 fn render_status_bar(app: &App, frame: &mut Frame, area: Rect) {
     let read_only = app.options.read_only;
@@ -179,7 +179,7 @@ fn render_status_bar(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// The style of a message tone.
+/// Returns the style of a message tone.
 pub fn tone_style(tone: Tone, theme: &Theme) -> ratatui::style::Style {
     match tone {
         Tone::Normal => theme.text,
@@ -189,7 +189,7 @@ pub fn tone_style(tone: Tone, theme: &Theme) -> ratatui::style::Style {
     }
 }
 
-/// A bordered block titled `title`, whose bottom border shows the panel's state: the last
+/// Builds a bordered block titled `title`, whose bottom border shows the panel's state: the last
 /// refresh error (sanitized) or "loading…".
 pub fn panel_block<'a, T>(title: &'a str, panel: &Panel<T>, theme: &Theme) -> Block<'a> {
     let block = Block::bordered()

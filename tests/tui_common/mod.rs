@@ -1,6 +1,6 @@
-//! Shared fixtures of the dashboard tests: a core on a real SQLite store in a temporary
-//! directory, an `App` driven by synthetic key events whose jobs run against that core, and a
-//! text view of a `TestBackend` buffer for content and alignment checks.
+//! Shared fixtures of the dashboard tests. A core runs on a real SQLite store in a temporary
+//! directory, and an `App` driven by synthetic key events runs its jobs against that core. A
+//! text view of a `TestBackend` buffer serves content and alignment checks.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -241,7 +241,7 @@ impl Screen {
         self.rows.iter().any(|row| row.text.contains(needle))
     }
 
-    /// The (column, row) where `needle` first starts.
+    /// Returns the (column, row) where `needle` first starts.
     pub fn find(&self, needle: &str) -> Option<(u16, usize)> {
         self.rows.iter().enumerate().find_map(|(y, row)| {
             row.text
@@ -250,7 +250,7 @@ impl Screen {
         })
     }
 
-    /// The text of the whole screen, for failure messages.
+    /// Returns the text of the whole screen, for failure messages.
     pub fn dump(&self) -> String {
         self.rows
             .iter()
@@ -281,7 +281,7 @@ impl Screen {
         );
     }
 
-    /// The column where `needle` starts, asserting it is on screen.
+    /// Returns the column where `needle` starts, asserting it is on screen.
     pub fn column_of(&self, needle: &str) -> u16 {
         self.find(needle)
             .unwrap_or_else(|| panic!("'{needle}' is not on screen:\n{}", self.dump()))

@@ -1,10 +1,14 @@
 //! SQLite implementation of [`Store`]: WAL mode, a read pool, and one writer task.
 //!
 //! SQLite allows one writer at a time, so every write goes through a single connection owned
-//! by a writer task. The task drains whatever jobs are queued (up to [`MAX_BATCH`]), runs each
-//! inside its own savepoint of one transaction, and commits once: a group commit, so a burst
-//! of exchanges costs one fsync instead of one each. A job's result reaches its caller only
-//! after the commit, so nothing is acknowledged before it is durable (`synchronous = FULL`).
+//! by a writer task. The task drains whatever jobs are queued (up to [`MAX_BATCH`]) and commits
+//! them in one transaction: a group commit, so a burst of exchanges costs one fsync instead of
+//! one each. Exchange records and audit appends are batched into multi-row statements (see
+//! [`batch`]); every other job runs inside its own savepoint. A job's result reaches its caller
+//! only after the commit, so nothing is acknowledged before it is durable
+//! (`synchronous = FULL`).
+
+mod batch;
 
 use std::any::Any;
 use std::future::Future;
@@ -22,13 +26,13 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
+use self::batch::{AuditRow, Batched, PreparedExchange, Segment, Settled};
 use super::{
     ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, NewClientCredential,
-    ProviderRow, Store, StoreError, StoreResult, StoredPresentation, apply_provider_patch,
-    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, join_words,
-    jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of, opt_from_millis,
-    parse_text, proxy_update_error, repeat_presentation_outcome, split_words,
-    subject_revocation_audit,
+    ProviderRow, Store, StoreError, StoreResult, apply_provider_patch, audit_fields_from_text,
+    audit_fields_to_text, clamp_limit, from_millis, join_words, jti_revocation_audit, map_error,
+    mapping_created_audit, millis, minute_of, opt_from_millis, parse_text, proxy_update_error,
+    split_words, subject_revocation_audit,
 };
 use crate::core::model::{
     AccessTokenRecord, ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping,
@@ -46,9 +50,51 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type JobOutput = (bool, Box<dyn Any + Send>);
 type JobFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, JobOutput> + Send>;
 
-struct Job {
-    run: JobFn,
-    reply: oneshot::Sender<Result<Box<dyn Any + Send>, String>>,
+type RunReply = oneshot::Sender<Result<Box<dyn Any + Send>, String>>;
+
+/// A queued write.
+enum Job {
+    /// A write of its own, run inside a savepoint.
+    Run { run: JobFn, reply: RunReply },
+    /// An exchange record or audit append, batched with its queue neighbours.
+    Batched(Batched),
+}
+
+impl Job {
+    fn fail(self, message: &str) {
+        match self {
+            Self::Run { reply, .. } => {
+                let _ = reply.send(Err(message.to_owned()));
+            }
+            Self::Batched(job) => job.fail(message),
+        }
+    }
+}
+
+/// A job that has written, waiting for the commit.
+enum Done {
+    Run(RunReply, Box<dyn Any + Send>),
+    Batched(Settled),
+}
+
+impl Done {
+    fn succeed(self) {
+        match self {
+            Self::Run(reply, output) => {
+                let _ = reply.send(Ok(output));
+            }
+            Self::Batched(settled) => settled.succeed(),
+        }
+    }
+
+    fn fail(self, message: &str) {
+        match self {
+            Self::Run(reply, _) => {
+                let _ = reply.send(Err(message.to_owned()));
+            }
+            Self::Batched(settled) => settled.fail(message),
+        }
+    }
 }
 
 /// The SQLite store.
@@ -103,7 +149,7 @@ impl SqliteStore {
             })
         });
         self.writer
-            .send(Job { run, reply })
+            .send(Job::Run { run, reply })
             .await
             .map_err(|_| StoreError::WriterStopped)?;
         let boxed = result
@@ -116,6 +162,21 @@ impl SqliteStore {
                 "writer returned a result of another type".into(),
             )),
         }
+    }
+}
+
+impl SqliteStore {
+    /// Queues a batched job and returns its result once its group commit has succeeded.
+    async fn write_batched<T>(
+        &self,
+        job: impl FnOnce(batch::Reply<T>) -> Batched,
+    ) -> StoreResult<T> {
+        let (reply, result) = oneshot::channel();
+        self.writer
+            .send(Job::Batched(job(reply)))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        result.await.map_err(|_| StoreError::WriterStopped)?
     }
 }
 
@@ -200,34 +261,100 @@ async fn run_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
     if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
         tracing::error!(%error, "store writer could not begin a transaction");
         for job in batch {
-            let _ = job.reply.send(Err(error.to_string()));
+            job.fail(&error.to_string());
         }
         return;
     }
 
     let mut done = Vec::with_capacity(batch.len());
-    for job in batch {
-        match run_in_savepoint(conn, job.run).await {
-            Ok(output) => done.push((job.reply, output)),
-            Err(error) => {
-                let _ = job.reply.send(Err(error.to_string()));
+    let mut segment = Segment::default();
+    let mut jobs = batch.into_iter();
+    while let Some(job) = jobs.next() {
+        match job {
+            Job::Batched(job) => segment.push(job),
+            Job::Run { run, reply } => {
+                // Write the batched jobs queued before this one first, keeping queue order.
+                if let Err(failed) =
+                    write_segment(conn, std::mem::take(&mut segment), &mut done).await
+                {
+                    abort_batch(conn, &failed, done, jobs, reply).await;
+                    return;
+                }
+                match run_in_savepoint(conn, run).await {
+                    Ok(output) => done.push(Done::Run(reply, output)),
+                    Err(error) => {
+                        let _ = reply.send(Err(error.to_string()));
+                    }
+                }
             }
         }
+    }
+    if let Err(failed) = write_segment(conn, segment, &mut done).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        for job in done {
+            job.fail(&failed);
+        }
+        return;
     }
 
     match sqlx::query("COMMIT").execute(&mut *conn).await {
         Ok(_) => {
-            for (reply, output) in done {
-                let _ = reply.send(Ok(output));
+            for job in done {
+                job.succeed();
             }
         }
         Err(error) => {
             tracing::error!(%error, jobs = done.len(), "store commit failed");
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            for (reply, _) in done {
-                let _ = reply.send(Err(error.to_string()));
+            for job in done {
+                job.fail(&error.to_string());
             }
         }
+    }
+}
+
+/// Writes a segment of batched jobs. On failure every job of the segment has been failed and
+/// the error message is returned, because the transaction must then be rolled back.
+async fn write_segment(
+    conn: &mut SqliteConnection,
+    segment: Segment,
+    done: &mut Vec<Done>,
+) -> Result<(), String> {
+    if segment.is_empty() {
+        return Ok(());
+    }
+    match segment.write(conn).await {
+        Ok(settled) => {
+            done.extend(settled.into_iter().map(Done::Batched));
+            Ok(())
+        }
+        Err(failed) => {
+            let message = failed.error.to_string();
+            tracing::error!(error = %message, jobs = failed.jobs.len(), "batched store write failed");
+            for job in failed.jobs {
+                job.fail(&message);
+            }
+            Err(message)
+        }
+    }
+}
+
+/// Rolls back after a failed segment and fails the jobs already written, the one about to run
+/// and those not yet run.
+async fn abort_batch(
+    conn: &mut SqliteConnection,
+    message: &str,
+    done: Vec<Done>,
+    rest: std::vec::IntoIter<Job>,
+    current: RunReply,
+) {
+    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    let _ = current.send(Err(message.to_owned()));
+    for job in done {
+        job.fail(message);
+    }
+    for job in rest {
+        job.fail(message);
     }
 }
 
@@ -428,45 +555,6 @@ async fn bump_generation(conn: &mut SqliteConnection) -> StoreResult<()> {
     Ok(())
 }
 
-/// Counts a newly recorded ID-JAG in the statistics counters.
-async fn count_new_token(
-    conn: &mut SqliteConnection,
-    proxy_id: i64,
-    expires_at: i64,
-    seen_at: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO token_counters (proxy_id, total, revoked, last_token_at) VALUES (?, 1, 0, ?) \
-         ON CONFLICT (proxy_id) DO UPDATE SET total = total + 1, \
-         last_token_at = max(coalesce(last_token_at, 0), excluded.last_token_at)",
-    )
-    .bind(proxy_id)
-    .bind(seen_at)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO token_expiry_buckets (proxy_id, minute, unrevoked) VALUES (?, ?, 1) \
-         ON CONFLICT (proxy_id, minute) DO UPDATE SET unrevoked = unrevoked + 1",
-    )
-    .bind(proxy_id)
-    .bind(minute_of(expires_at))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn touch_last_token(conn: &mut SqliteConnection, proxy_id: i64, at: i64) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE token_counters SET last_token_at = max(coalesce(last_token_at, 0), ?) \
-         WHERE proxy_id = ?",
-    )
-    .bind(at)
-    .bind(proxy_id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// Moves `count` ID-JAG records of one proxy and expiry minute from unrevoked to revoked.
 async fn count_revoked(
     conn: &mut SqliteConnection,
@@ -489,87 +577,6 @@ async fn count_revoked(
     .execute(&mut *conn)
     .await?;
     Ok(())
-}
-
-async fn insert_access_token(
-    conn: &mut SqliteConnection,
-    id_jag_id: i64,
-    write: &ExchangeWrite,
-) -> StoreResult<()> {
-    let token = &write.access_token;
-    sqlx::query(
-        "INSERT INTO access_tokens (jti, id_jag_id, proxy_id, idp_provider_id, subject, \
-         client_id, scopes, audience, issued_at, expires_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&token.jti)
-    .bind(id_jag_id)
-    .bind(write.proxy_id)
-    .bind(write.idp_provider_id)
-    .bind(&write.subject)
-    .bind(&write.client_id_at_resource_as)
-    .bind(join_words(&write.scopes))
-    .bind(&token.audience)
-    .bind(millis(token.issued_at))
-    .bind(millis(token.expires_at))
-    .execute(&mut *conn)
-    .await
-    .map_err(|error| map_error(error, "access token"))?;
-    Ok(())
-}
-
-async fn exchange_job(
-    conn: &mut SqliteConnection,
-    write: ExchangeWrite,
-) -> StoreResult<ExchangeOutcome> {
-    let seen_at = millis(write.seen_at);
-    let row = sqlx::query(
-        "INSERT INTO id_jag_tokens (idp_provider_id, proxy_id, jti, subject, client_id, \
-         client_id_at_resource_as, scopes, issued_at, expires_at, first_seen_at, last_seen_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (idp_provider_id, jti) DO UPDATE SET \
-         presentation_count = presentation_count + 1, last_seen_at = excluded.last_seen_at \
-         RETURNING id, proxy_id, presentation_count, revoked_at, client_id_at_resource_as",
-    )
-    .bind(write.idp_provider_id)
-    .bind(write.proxy_id)
-    .bind(&write.jti)
-    .bind(&write.subject)
-    .bind(&write.client_id)
-    .bind(&write.client_id_at_resource_as)
-    .bind(join_words(&write.scopes))
-    .bind(millis(write.issued_at))
-    .bind(millis(write.expires_at))
-    .bind(seen_at)
-    .bind(seen_at)
-    .fetch_one(&mut *conn)
-    .await?;
-
-    let id_jag_id: i64 = row.try_get("id")?;
-    let presentation_count: i64 = row.try_get("presentation_count")?;
-    if presentation_count == 1 {
-        count_new_token(conn, write.proxy_id, millis(write.expires_at), seen_at).await?;
-    } else {
-        let stored = StoredPresentation {
-            proxy_id: row.try_get("proxy_id")?,
-            client_id_at_resource_as: row.try_get("client_id_at_resource_as")?,
-            presentation_count,
-            revoked: row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
-        };
-        if let Some(rejected) = repeat_presentation_outcome(&write, &stored) {
-            return Ok(rejected);
-        }
-        touch_last_token(conn, write.proxy_id, seen_at).await?;
-    }
-
-    insert_access_token(conn, id_jag_id, &write).await?;
-    for event in &write.success_audit {
-        insert_audit(conn, event).await?;
-    }
-    Ok(ExchangeOutcome::Issued {
-        id_jag_id,
-        presentation_count,
-    })
 }
 
 async fn revoke_jti_job(
@@ -1171,20 +1178,15 @@ impl Store for SqliteStore {
     }
 
     async fn record_exchange(&self, write: ExchangeWrite) -> StoreResult<ExchangeOutcome> {
-        self.write(move |conn| Box::pin(exchange_job(conn, write)))
+        let prepared = Box::new(PreparedExchange::new(write)?);
+        self.write_batched(|reply| Batched::Exchange(prepared, reply))
             .await
     }
 
     async fn append_audit(&self, events: Vec<NewAuditEvent>) -> StoreResult<()> {
-        self.write(move |conn| {
-            Box::pin(async move {
-                for event in &events {
-                    insert_audit(conn, event).await?;
-                }
-                Ok(())
-            })
-        })
-        .await
+        let rows = AuditRow::prepare_all(&events)?;
+        self.write_batched(|reply| Batched::Audit(rows, reply))
+            .await
     }
 
     async fn list_id_jags(&self, query: &TokenQuery) -> StoreResult<Vec<IdJagRecord>> {

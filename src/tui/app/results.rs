@@ -1,10 +1,11 @@
-//! How the app takes job results: loads replace the snapshot of their panel (when it is still
-//! the one on screen), actions report success or failure in a dialog or the footer and reload
-//! what they changed.
+//! Job results. A load replaces the snapshot of its panel when that panel is still on screen.
+//! An action reports success or failure in a dialog or the footer, then reloads what it
+//! changed.
 
 use super::{App, Flash, Screen};
 use crate::core::CoreError;
 use crate::core::admin::{CreatedMapping, RevokeSubjectResult, RevokeTokenResult};
+use crate::core::model::Provider;
 use crate::tui::dialogs::{Dialog, MessageDialog, SecretDialog, Tone};
 use crate::tui::jobs::{Job, JobKey, JobOutput};
 use crate::tui::strings;
@@ -105,11 +106,23 @@ impl App {
                 let job = self.providers.refresh();
                 self.submit(job);
             }
+            JobOutput::ProviderCreated(result) => self.provider_created(result),
+            JobOutput::IssuanceSet(result) => {
+                match result {
+                    Ok(proxy) => {
+                        let text = strings::issuance_set(&proxy.name, proxy.issuance_enabled);
+                        self.flash = Some(Flash::new(text, Tone::Success));
+                    }
+                    Err(error) => self.show_error(&error),
+                }
+                let job = self.proxies.refresh();
+                self.submit(job);
+            }
             load => tracing::warn!(?load, "a load result reached the action handler"),
         }
     }
 
-    /// The XAA view, when it shows this proxy.
+    /// Returns the XAA view when it shows this proxy.
     fn view_of(&mut self, proxy_id: i64) -> Option<&mut XaaView> {
         self.xaa.as_mut().filter(|view| view.proxy.id == proxy_id)
     }
@@ -131,6 +144,33 @@ impl App {
         }
         if let Some(view) = self.xaa.as_mut() {
             view.revocation.update_providers(states);
+        }
+    }
+
+    fn provider_created(&mut self, result: Result<Provider, CoreError>) {
+        match result {
+            Ok(provider) => {
+                self.dialogs
+                    .retain(|dialog| !matches!(dialog, Dialog::AddProvider(_)));
+                let text = strings::provider_added(&provider.name);
+                self.flash = Some(Flash::new(text, Tone::Success));
+                let job = self.providers.refresh();
+                self.submit(job);
+            }
+            Err(error) => {
+                let open = self
+                    .dialogs
+                    .iter_mut()
+                    .rev()
+                    .find_map(|dialog| match dialog {
+                        Dialog::AddProvider(dialog) => Some(dialog),
+                        _ => None,
+                    });
+                match open {
+                    Some(dialog) => dialog.failed(&error),
+                    None => self.show_error(&error),
+                }
+            }
         }
     }
 

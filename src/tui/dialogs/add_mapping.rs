@@ -2,7 +2,7 @@
 //! at IdP, Client ID at Resource AS and Allowed Scopes, checked inline before Create Mapping.
 //!
 //! The checks here repeat the core's (empty fields, scope syntax, duplicates among the loaded
-//! mappings) so the operator sees the problem next to the field; the core still decides, and
+//! mappings) so the operator sees the problem next to the field. The core still decides, and
 //! its error lands in the dialog when it disagrees.
 
 use ratatui::Frame;
@@ -73,28 +73,14 @@ impl AddMappingDialog {
     pub fn handle(&mut self, action: Action, effects: &mut Effects) -> Outcome {
         match action {
             Action::Cancel => return Outcome::Close,
-            Action::NextField => self.next_field(),
-            Action::PrevField => self.prev_field(),
+            Action::NextField => self.form.focus_next_wrapping(),
+            Action::PrevField => self.form.focus_prev_wrapping(),
             Action::ChooseNext => self.form.choose(1),
             Action::ChoosePrev => self.form.choose(-1),
             Action::Submit => self.submit(effects),
             _ => {}
         }
         Outcome::Keep
-    }
-
-    /// Moves to the next field, from the button back to the first field.
-    fn next_field(&mut self) {
-        if !self.form.focus_next() {
-            self.form.focus = 0;
-        }
-    }
-
-    /// Moves to the previous field, from the first field round to the button.
-    fn prev_field(&mut self) {
-        if !self.form.focus_prev() {
-            self.form.focus_last();
-        }
     }
 
     fn submit(&mut self, effects: &mut Effects) {

@@ -40,7 +40,7 @@ impl HelpDialog {
         Outcome::Keep
     }
 
-    /// Every line of the help text.
+    /// Builds every line of the help text.
     pub fn lines(&self, theme: &Theme) -> Vec<Line<'static>> {
         let mut lines = Vec::new();
         if self.read_only {

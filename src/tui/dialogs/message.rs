@@ -13,7 +13,7 @@ use crate::tui::theme::Theme;
 /// Widest a message gets.
 const WIDTH: u16 = 72;
 
-/// How a line reads.
+/// Emphasis of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
     Normal,
@@ -44,12 +44,12 @@ impl MessageDialog {
         }
     }
 
-    /// A dialog with one line of text in the given tone.
+    /// Builds a dialog with one line of text in the given tone.
     pub fn simple(title: impl Into<String>, text: impl Into<String>, tone: Tone) -> Self {
         Self::new(title).line(text, tone)
     }
 
-    /// An error dialog.
+    /// Builds an error dialog.
     pub fn error(text: impl Into<String>) -> Self {
         Self::simple(strings::ERROR_TITLE, text, Tone::Error)
     }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{Job, JobKey};
 
-/// Which loads run and which wait. Pure bookkeeping; the runtime spawns what it returns.
+/// Bookkeeping of running and waiting loads. The runtime spawns the jobs it returns.
 #[derive(Debug, Default)]
 pub struct JobSlots {
     running: HashSet<JobKey>,

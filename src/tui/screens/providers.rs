@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::move_selection;
 use crate::tui::app::Effects;
-use crate::tui::dialogs::{ConfirmDialog, Dialog};
+use crate::tui::dialogs::{AddProviderDialog, ConfirmDialog, Dialog};
 use crate::tui::jobs::{Job, ProviderState};
 use crate::tui::keys::Action;
 use crate::tui::panel::Panel;
@@ -43,12 +43,12 @@ impl ProvidersScreen {
         Job::LoadProviders
     }
 
-    /// The loaded providers (empty before the first load).
+    /// Returns the loaded providers (empty before the first load).
     pub fn states(&self) -> &[ProviderState] {
         self.panel.data().map_or(&[], Vec::as_slice)
     }
 
-    /// A provider's name for messages, or its id when it is not loaded.
+    /// Returns a provider's name for messages, or its id when it is not loaded.
     pub fn name_of(&self, provider_id: i64) -> String {
         self.states()
             .iter()
@@ -66,6 +66,11 @@ impl ProvidersScreen {
     pub fn handle(&mut self, action: Action, effects: &mut Effects) {
         let len = self.states().len();
         if move_selection(&mut self.selection, len, action) {
+            return;
+        }
+        if action == Action::AddProvider {
+            let dialog = AddProviderDialog::default();
+            effects.dialogs.push(Dialog::AddProvider(dialog));
             return;
         }
         let Some(state) = self.selected() else {
@@ -178,7 +183,7 @@ impl ProvidersScreen {
     }
 }
 
-/// A `label  value` line of the details pane; the value is sanitized.
+/// Builds a `label  value` line of the details pane, sanitizing the value.
 fn detail(
     label: &'static str,
     value: &str,

@@ -5,7 +5,9 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 
 use super::move_selection;
+use crate::core::model::Proxy;
 use crate::tui::app::{Effects, Navigate};
+use crate::tui::dialogs::{ConfirmDialog, Dialog};
 use crate::tui::jobs::{Job, ProxySummary};
 use crate::tui::keys::Action;
 use crate::tui::panel::Panel;
@@ -44,10 +46,16 @@ impl ProxiesScreen {
         if move_selection(&mut self.selection, len, action) {
             return;
         }
-        if action == Action::OpenXaa {
-            if let Some(summary) = self.rows().get(self.selection.selected) {
-                effects.navigate = Some(Navigate::Xaa(summary.proxy.clone()));
+        let Some(summary) = self.rows().get(self.selection.selected) else {
+            return;
+        };
+        match action {
+            Action::OpenXaa => effects.navigate = Some(Navigate::Xaa(summary.proxy.clone())),
+            Action::ToggleIssuance => {
+                let dialog = issuance_dialog(&summary.proxy);
+                effects.dialogs.push(Dialog::Confirm(dialog));
             }
+            _ => {}
         }
     }
 
@@ -68,6 +76,33 @@ impl ProxiesScreen {
             highlight: true,
         }
         .render(frame, area, &mut self.selection, theme);
+    }
+}
+
+/// Builds the kill switch confirmation: stop issuance when it is on, resume it when stopped.
+fn issuance_dialog(proxy: &Proxy) -> ConfirmDialog {
+    let enable = !proxy.issuance_enabled;
+    let job = Job::SetIssuance {
+        proxy_id: proxy.id,
+        enabled: enable,
+    };
+    let question = strings::confirm_issuance(&proxy.name, enable);
+    if enable {
+        ConfirmDialog::new(
+            strings::RESUME_ISSUANCE_TITLE,
+            question,
+            None,
+            strings::RESUME_BUTTON,
+            job,
+        )
+    } else {
+        ConfirmDialog::new(
+            strings::STOP_ISSUANCE_TITLE,
+            question,
+            Some(strings::STOP_ISSUANCE_WARNING),
+            strings::STOP_BUTTON,
+            job,
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Audit tab: the live audit log, newest first. While the tab is open the app polls for
-//! events newer than the newest shown (`after_id`) every two seconds; `f` cycles the event type
-//! filter, Enter shows every field of an event.
+//! events newer than the newest shown (`after_id`) every two seconds. `f` cycles the event
+//! type filter, and Enter shows every field of an event.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -165,7 +165,7 @@ fn next_event_type(current: Option<AuditEventType>) -> Option<AuditEventType> {
     }
 }
 
-/// An audit field value as text: strings as they are, arrays joined by spaces.
+/// Formats an audit field value as text: strings as they are, arrays joined by spaces.
 fn value_text(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
@@ -175,7 +175,7 @@ fn value_text(value: &Value) -> String {
     }
 }
 
-/// The reason code and fields of an event on one line: `reason_code key=value ...`.
+/// Formats the reason code and fields of an event on one line: `reason_code key=value ...`.
 fn summary(event: &AuditEvent) -> String {
     let fields = event
         .fields

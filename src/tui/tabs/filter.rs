@@ -15,7 +15,7 @@ use crate::tui::strings;
 use crate::tui::text;
 use crate::tui::theme::Theme;
 
-/// What a filter action did.
+/// Effect of a filter action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FilterChange {
     None,
@@ -34,12 +34,12 @@ impl FilterLine {
         self.editing = true;
     }
 
-    /// The filter text, without surrounding whitespace.
+    /// Returns the filter text, without surrounding whitespace.
     pub fn text(&self) -> &str {
         self.input.value().trim()
     }
 
-    /// Whether the line takes a row of the table area.
+    /// Returns whether the line takes a row of the table area.
     pub fn is_shown(&self) -> bool {
         self.editing || !self.text().is_empty()
     }

@@ -52,7 +52,7 @@ impl MappingsTab {
         self.selection.clamp(len);
     }
 
-    /// The mappings that match the filter, in store order.
+    /// Returns the mappings that match the filter, in store order.
     fn shown(&self) -> Vec<&ClientMapping> {
         shown(&self.panel, &self.search_text, &self.filter)
     }
@@ -108,6 +108,7 @@ impl MappingsTab {
         let filter_height = u16::from(self.filter.is_shown());
         let layout = Layout::vertical([Constraint::Min(3), Constraint::Length(filter_height)]);
         let [table_area, filter_area] = area.layout(&layout);
+
         let shown = shown(&self.panel, &self.search_text, &self.filter);
         let total = self.panel.data().map_or(0, Vec::len);
         let title = format!(
@@ -118,6 +119,7 @@ impl MappingsTab {
         let block = panel_block(&title, &self.panel, theme);
         let time_width = text::table_time_width(area.width);
         let cells = |mapping: &&ClientMapping| mapping_cells(mapping, time_width);
+
         let empty = if self.panel.data().is_none() {
             strings::LOADING
         } else if total > 0 {
@@ -136,14 +138,15 @@ impl MappingsTab {
             highlight: true,
         }
         .render(frame, table_area, &mut self.selection, theme);
+
         if self.filter.is_shown() {
             self.filter.render(frame, filter_area, theme);
         }
     }
 }
 
-/// The lowercase provider name, client ids and scopes of a mapping, separated by newlines so
-/// a filter cannot match across two of them.
+/// Joins the lowercase provider name, client ids and scopes of a mapping. Newlines separate
+/// them, so a filter cannot match across two of them.
 fn search_text(mapping: &ClientMapping) -> String {
     [
         mapping.idp_provider_name.as_str(),
@@ -212,7 +215,7 @@ fn details_dialog(mapping: &ClientMapping) -> MessageDialog {
         )
 }
 
-/// The loaded rows that contain the filter text (case-insensitive).
+/// Returns the loaded rows that contain the filter text (case-insensitive).
 fn shown<'a>(
     panel: &'a Panel<Vec<ClientMapping>>,
     search_text: &[String],

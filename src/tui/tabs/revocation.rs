@@ -1,8 +1,8 @@
 //! The Token Revocation tab: the "Revoke Single Token" form (JTI, Reason, Revoked By) and the
 //! "Revoke by Subject" form (IdP Provider, Subject, Reason, Revoked By).
 //!
-//! Enter starts filling in the selected form; Tab and Shift-Tab move through the fields of
-//! both forms; Enter submits the form holding the focus, which asks for a confirmation first.
+//! Enter starts filling in the selected form. Tab and Shift-Tab move through the fields of
+//! both forms, and Enter submits the form holding the focus after a confirmation.
 //! The JTI format is checked as it is typed. "Revoked By" starts as the operator's `user@host`.
 
 use crossterm::event::Event;
@@ -90,7 +90,7 @@ impl RevocationTab {
         }
     }
 
-    /// The key scopes while a field has the focus.
+    /// Returns the key scopes while a field has the focus.
     pub fn form_scopes(&self) -> Vec<Scope> {
         if self.form().choice_focused() {
             vec![Scope::Choice, Scope::Form, Scope::Always]

@@ -69,7 +69,8 @@ impl StatisticsTab {
         );
     }
 
-    /// The revocation generation, when the figures were taken, and the last refresh error.
+    /// Draws the revocation generation, when the figures were taken, and the last refresh
+    /// error.
     fn render_summary(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let width = usize::from(area.width);
         let line = if let Some(error) = self.panel.error() {
@@ -162,7 +163,7 @@ fn render_cards(frame: &mut Frame, area: Rect, stats: &XaaStats, theme: &Theme) 
     );
 }
 
-/// A card: a titled box of `label  value` lines, values right-aligned.
+/// Draws a card: a titled box of `label  value` lines, values right-aligned.
 fn render_card(
     frame: &mut Frame,
     area: Rect,
@@ -206,9 +207,12 @@ fn render_activity(frame: &mut Frame, area: Rect, activity: &[ActivityPoint], th
         ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+
+    // One column per minute: the newest minutes that fit.
     let shown = &activity[activity.len().saturating_sub(usize::from(inner.width))..];
     let succeeded: Vec<u64> = shown.iter().map(|p| p.succeeded.unsigned_abs()).collect();
     let failed: Vec<u64> = shown.iter().map(|p| p.failed.unsigned_abs()).collect();
+
     let layout = Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(1),
@@ -230,7 +234,7 @@ fn render_activity(frame: &mut Frame, area: Rect, activity: &[ActivityPoint], th
     render_series(frame, [fail_label, fail_chart], &failures, theme);
 }
 
-/// A label with the last and peak values, and the sparkline under it.
+/// Draws a label with the last and peak values, and the sparkline under it.
 fn render_series(frame: &mut Frame, areas: [Rect; 2], series: &Series, theme: &Theme) {
     let [label_area, chart_area] = areas;
     let last = series.data.last().copied().unwrap_or(0);
@@ -281,7 +285,7 @@ fn render_reasons(frame: &mut Frame, area: Rect, reasons: &[(String, i64)], them
     frame.render_widget(body, area);
 }
 
-/// One row per provider: keys cached, last fetch, expiry and the last fetch error.
+/// Draws one row per provider: keys cached, last fetch, expiry and the last fetch error.
 fn render_health(
     frame: &mut Frame,
     area: Rect,

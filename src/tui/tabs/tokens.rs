@@ -61,7 +61,7 @@ impl TokensTab {
         self.selection.clamp(len);
     }
 
-    /// The loaded records, narrowed by the filter text while it is typed.
+    /// Returns the loaded records, narrowed by the filter text while it is typed.
     fn shown(&self) -> Vec<&IdJagRecord> {
         shown(&self.panel, &self.filter)
     }
@@ -120,6 +120,7 @@ impl TokensTab {
         let filter_height = u16::from(self.filter.is_shown());
         let layout = Layout::vertical([Constraint::Min(3), Constraint::Length(filter_height)]);
         let [table_area, filter_area] = area.layout(&layout);
+
         let shown = shown(&self.panel, &self.filter);
         let total = self.panel.data().map_or(0, Vec::len);
         let status = self
@@ -135,6 +136,7 @@ impl TokensTab {
         let block = panel_block(&title, &self.panel, theme);
         let time_width = text::table_time_width(area.width);
         let cells = |record: &&IdJagRecord| token_cells(record, time_width, theme);
+
         let empty = match (self.panel.data(), total) {
             (None, _) => strings::LOADING,
             (Some(_), 0) if self.applied == TokenFilter::default() => strings::NO_TOKENS,
@@ -149,6 +151,7 @@ impl TokensTab {
             highlight: true,
         }
         .render(frame, table_area, &mut self.selection, theme);
+
         if self.filter.is_shown() {
             self.filter.render(frame, filter_area, theme);
         }
@@ -164,7 +167,7 @@ fn next_status(status: Option<TokenStatus>) -> Option<TokenStatus> {
     }
 }
 
-/// The status of a record now.
+/// Returns the status of a record now.
 fn status_of(record: &IdJagRecord) -> TokenStatus {
     if record.revocation.is_some() {
         TokenStatus::Revoked
@@ -238,7 +241,7 @@ fn details_dialog(record: &IdJagRecord) -> MessageDialog {
     dialog
 }
 
-/// The loaded rows that contain the filter text (case-insensitive).
+/// Returns the loaded rows that contain the filter text (case-insensitive).
 fn shown<'a>(panel: &'a Panel<Vec<IdJagRecord>>, filter: &FilterLine) -> Vec<&'a IdJagRecord> {
     let all = panel.data().map_or(&[][..], Vec::as_slice);
     let needle = filter.text().to_lowercase();
