@@ -77,7 +77,7 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// Directory for `xaa.log` and `audit.jsonl`.
     pub log_dir: PathBuf,
-    /// Requests running longer than this are answered with 408, in seconds.
+    /// Requests running longer than this get a 408 response, in seconds.
     pub request_timeout_secs: u64,
     /// Connections that send no complete request headers for this long are closed, in seconds
     /// (slow clients, idle keep-alive connections).

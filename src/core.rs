@@ -53,7 +53,7 @@ pub enum CoreError {
     /// The store cannot be reached (503).
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// An identity provider could not be reached or answered badly (502).
+    /// An identity provider could not be reached or sent an unusable response (502).
     #[error("{0}")]
     Upstream(String),
     /// Anything else (500).

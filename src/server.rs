@@ -58,7 +58,7 @@ pub fn admin_router(state: AppState) -> Router {
     with_common_layers(admin::router(state.clone()), state)
 }
 
-/// Longest wait for open connections to finish after shutdown begins.
+/// Maximum wait for open connections to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves both apps until `shutdown` completes, then lets in-flight requests finish.

@@ -444,8 +444,8 @@ impl Core {
         self.write_audit_file(&[audit]);
         self.reload().await?;
         tracing::info!(proxy_id, mapping_id = mapping.id, "client mapping created");
-        // A concurrent request may have created the client first; then its secret stands and
-        // ours was never stored, so it must not be shown.
+        // A concurrent request may have created the client first. Its secret then remains valid
+        // and ours was never stored, so ours must not be shown.
         let client_secret = secret.filter(|_| credential_stored);
         Ok(CreatedMapping {
             mapping,
@@ -495,7 +495,7 @@ impl Core {
     // -- Revocation ---------------------------------------------------------------------------
 
     /// Revokes the ID-JAG (and every access token minted from it) or the access token with this
-    /// JTI. Revoking an already revoked token succeeds and says so.
+    /// JTI. Revoking an already revoked token succeeds and reports that it was already revoked.
     pub async fn revoke_token(
         &self,
         jti: &str,

@@ -161,7 +161,7 @@ struct AccessTokenClaims<'a> {
     copied: Map<String, Value>,
 }
 
-/// What validation learned about an ID-JAG before authorization.
+/// The facts validation established about an ID-JAG before authorization.
 struct ValidatedAssertion {
     provider: Provider,
     claims: Map<String, Value>,

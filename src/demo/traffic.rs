@@ -21,7 +21,7 @@ pub struct DemoClient {
     pub scope: String,
 }
 
-/// What one generated request tries.
+/// The kind of request the generator sends next.
 #[derive(Debug, Clone, Copy)]
 enum Shape {
     Valid,

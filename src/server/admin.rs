@@ -1,7 +1,7 @@
 //! The REST admin API under `/api/v1`, plus `/healthz` and `/metrics`.
 //!
 //! Every `/api/v1` and `/metrics` request needs `Authorization: Bearer <admin token>`.
-//! `/healthz` is open so load balancers can probe it, and says nothing beyond up or down.
+//! `/healthz` is open so load balancers can probe it, and reports only up or down.
 //! Errors are `{"error": "<code>", "message": "<what failed, on which value, what to do>"}`.
 
 use axum::body::Bytes;
