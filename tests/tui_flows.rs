@@ -372,7 +372,7 @@ async fn read_only_rejects_every_action() {
     assert!(token(&harness, "alice-1").await.revocation.is_none());
 
     harness.press(KeyCode::Esc).await;
-    harness.press_char('k').await;
+    harness.press_char('i').await;
     harness.press_char('y').await;
     assert!(
         harness
@@ -486,7 +486,7 @@ async fn kill_switch_stops_and_resumes_issuance() {
     let mut harness = Harness::new(false).await;
     let proxy = harness.proxy("mcp-prod").await;
     harness.settle().await;
-    harness.press_char('k').await;
+    harness.press_char('i').await;
     harness.render(80, 24).assert_contains("Stop Issuance");
     harness.press_char('y').await;
     assert!(
@@ -501,7 +501,7 @@ async fn kill_switch_stops_and_resumes_issuance() {
     screen.assert_contains("stopped");
     screen.assert_contains("Issuance stopped at proxy 'mcp-prod'.");
 
-    harness.press_char('k').await;
+    harness.press_char('i').await;
     harness.render(80, 24).assert_contains("Resume Issuance");
     harness.press_char('y').await;
     assert!(

@@ -405,7 +405,7 @@ async fn countdown_ticks_and_refreshes() {
 #[tokio::test]
 async fn action_dialogs_render_at_both_sizes() {
     let mut harness = populated().await;
-    harness.press_char('k').await;
+    harness.press_char('i').await;
     each_size(&mut harness, |screen| {
         screen.assert_contains("Stop Issuance");
         screen.assert_contains("[ Stop ]");

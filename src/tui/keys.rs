@@ -259,7 +259,8 @@ pub const BINDINGS: &[Binding] = &[
     // Screens.
     bind(S::Proxies, &[ENTER, Key::char('x')], "Enter/x", A::OpenXaa),
     bind(S::Proxies, &[Key::char('p')], "p", A::OpenProviders),
-    mutating(S::Proxies, &[Key::char('k')], "k", A::ToggleIssuance),
+    // `i` for issuance: `k` already moves the selection up in every list.
+    mutating(S::Proxies, &[Key::char('i')], "i", A::ToggleIssuance),
     mutating(S::Providers, &[Key::char('e')], "e", A::ToggleProvider),
     mutating(S::Providers, &[Key::char('r')], "r", A::RefreshKeys),
     mutating(S::Providers, &[Key::char('a')], "a", A::AddProvider),

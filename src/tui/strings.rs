@@ -237,7 +237,7 @@ pub fn action_help(action: Action) -> &'static str {
         Action::Back => "Go back to the previous screen",
         Action::Refresh => "Refresh the data on screen now",
         Action::Up => "Select the previous row",
-        Action::Down => "Select the next row",
+        Action::Down => "Move the selection down or up",
         Action::PageUp => "Move one page up",
         Action::PageDown => "Move one page down",
         Action::First => "Select the first row",

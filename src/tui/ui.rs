@@ -158,11 +158,14 @@ fn render_status_bar(app: &App, frame: &mut Frame, area: Rect) {
     for (keys, label, _) in &others {
         let width = entry_width(keys, label);
         if used + width > budget {
-            spans.push(Span::styled(
-                format!("{}  ", text::ELLIPSIS),
-                app.theme.muted,
-            ));
-            used += 3;
+            // The ellipsis takes three columns; leave it out when even that does not fit.
+            if used + 3 <= budget {
+                spans.push(Span::styled(
+                    format!("{}  ", text::ELLIPSIS),
+                    app.theme.muted,
+                ));
+                used += 3;
+            }
             break;
         }
         spans.push(Span::styled(*keys, app.theme.key));
