@@ -366,8 +366,10 @@ async fn show_tokens(core: &Core, query: TokenQuery, output: &Output) -> Result<
             .map(|t| {
                 let state = if t.revocation.is_some() {
                     "revoked"
+                } else if t.expires_at <= chrono::Utc::now() {
+                    "expired"
                 } else {
-                    "recorded"
+                    "active"
                 };
                 format!(
                     "{}  proxy {}  provider {}  sub {}  client {}  {}  seen {}x",

@@ -71,8 +71,10 @@ fn install_error_reports() -> Result<()> {
     } else {
         color_eyre::config::Theme::new()
     };
+    // Operator errors are sentences; the environment section would only add noise to them.
     color_eyre::config::HookBuilder::default()
         .theme(theme)
+        .display_env_section(false)
         .install()
 }
 
