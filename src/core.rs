@@ -138,8 +138,21 @@ impl Core {
         Self::with_store(config, store).await
     }
 
+    /// Opens the store for a one-shot command: no change polling and no key set refresh,
+    /// because the process ends as soon as the command is done.
+    pub async fn open_for_command(config: Config) -> CoreResult<Self> {
+        let store = open_store(&config.database.url).await?;
+        Self::build(config, store).await
+    }
+
     /// Like [`Core::open`] with an already opened store.
     pub async fn with_store(config: Config, store: Arc<dyn Store>) -> CoreResult<Self> {
+        let core = Self::build(config, store).await?;
+        core.spawn_background_tasks();
+        Ok(core)
+    }
+
+    async fn build(config: Config, store: Arc<dyn Store>) -> CoreResult<Self> {
         let keys = SigningKeys::load_or_create(&store).await?;
         let snapshot = Snapshot::load(&store).await?;
         let jwks = Arc::new(
@@ -167,7 +180,6 @@ impl Core {
                 shutdown,
             }),
         };
-        core.spawn_background_tasks();
         Ok(core)
     }
 
