@@ -55,7 +55,9 @@ async fn main() -> Result<()> {
         verb => {
             let config = Config::load(cli.config.as_deref())?;
             init_cli_logging();
-            let core = Core::open_for_command(config).await.wrap_err("cannot open the store")?;
+            let core = Core::open_for_command(config)
+                .await
+                .wrap_err("cannot open the store")?;
             let result = cli::run_verb(&core, verb).await;
             core.shutdown().await;
             result

@@ -233,25 +233,25 @@ fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str, errors: &m
         }
         _ => {}
     }
-    if let Some(expected) = schema.get("const") {
-        if expected != value {
-            errors.push(format!("{at}: {value} is not the constant {expected}"));
-        }
+    if let Some(expected) = schema.get("const")
+        && expected != value
+    {
+        errors.push(format!("{at}: {value} is not the constant {expected}"));
     }
-    if let Some(allowed) = schema["enum"].as_array() {
-        if !allowed.contains(value) {
-            errors.push(format!("{at}: {value} is not one of {}", schema["enum"]));
-        }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        errors.push(format!("{at}: {value} is not one of {}", schema["enum"]));
     }
-    if let (Some("date-time"), Some(text)) = (schema["format"].as_str(), value.as_str()) {
-        if chrono::DateTime::parse_from_rfc3339(text).is_err() {
-            errors.push(format!("{at}: {text:?} is not an RFC 3339 timestamp"));
-        }
+    if let (Some("date-time"), Some(text)) = (schema["format"].as_str(), value.as_str())
+        && chrono::DateTime::parse_from_rfc3339(text).is_err()
+    {
+        errors.push(format!("{at}: {text:?} is not an RFC 3339 timestamp"));
     }
-    if let (Some(minimum), Some(number)) = (schema["minimum"].as_i64(), value.as_i64()) {
-        if number < minimum {
-            errors.push(format!("{at}: {number} is below the minimum {minimum}"));
-        }
+    if let (Some(minimum), Some(number)) = (schema["minimum"].as_i64(), value.as_i64())
+        && number < minimum
+    {
+        errors.push(format!("{at}: {number} is below the minimum {minimum}"));
     }
 
     if let Value::Object(fields) = value {

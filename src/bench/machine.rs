@@ -16,6 +16,8 @@ pub struct Machine {
     pub cpu_model: String,
     pub memory: String,
     pub kernel: String,
+    /// `/proc/loadavg` when the run started: other work on the machine skews every figure.
+    pub load_average: String,
 }
 
 /// Reads the machine facts from `/proc`; a missing file yields "unknown".
@@ -28,6 +30,15 @@ pub fn describe() -> Machine {
         memory: field(&meminfo, "MemTotal").map_or_else(|| "unknown".into(), format_memory),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| "unknown".into(), |text| text.trim().to_owned()),
+        load_average: std::fs::read_to_string("/proc/loadavg").map_or_else(
+            |_| "unknown".into(),
+            |text| {
+                text.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            },
+        ),
     }
 }
 

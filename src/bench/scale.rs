@@ -8,6 +8,7 @@
 //! recorded these tokens would read. Audit records and activity counters are not seeded,
 //! because none of the timed operations reads them.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -40,10 +41,14 @@ const SEED_CHUNK: u64 = 1_000_000;
 const STATS_RUNS: usize = 21;
 /// Timed start-ups of a server on the seeded file.
 const STARTUP_RUNS: usize = 3;
-/// Longest wait for the second instance to reject the revoked subject.
-const PROPAGATION_LIMIT: Duration = Duration::from_secs(5);
-/// Delay between two probes of the second instance.
-const PROPAGATION_POLL: Duration = Duration::from_millis(10);
+/// Longest wait, from the start of the revocation request, for an instance to reject the
+/// revoked subject.
+const REJECTION_LIMIT: Duration = Duration::from_secs(120);
+/// Delay between two probes of an instance that still accepts the revoked subject.
+const PROBE_POLL: Duration = Duration::from_millis(20);
+/// Probes minted per instance: enough for a probe every [`PROBE_POLL`] for 20 s. Probes that
+/// wait on a busy writer take longer each, so fewer are needed.
+const PROBES_PER_INSTANCE: usize = 1000;
 
 /// What the scale suite measured.
 #[derive(Debug, Clone)]
@@ -59,13 +64,33 @@ pub struct ScaleReport {
     /// Whether `Store::stats` returned the totals the seeding wrote.
     pub stats_consistent: bool,
     pub startups: Vec<Duration>,
-    pub revoke: Duration,
-    pub revoked_count: i64,
-    /// From the revocation's answer to the rejection of the next exchange at the same instance.
-    pub rejected_same_instance: Option<Duration>,
-    /// From the revocation's answer to the first rejection at a second instance on the same
-    /// database, which learns of it through its change poll.
-    pub rejected_other_instance: Option<Duration>,
+    /// The revocation by subject, or why it could not be measured.
+    pub revocation: Result<RevocationTiming, String>,
+}
+
+/// Revocation by subject through the admin API of one of two instances on the seeded file.
+#[derive(Debug, Clone)]
+pub struct RevocationTiming {
+    /// Time until the admin API answered, and its HTTP status.
+    pub request: Duration,
+    pub status: u16,
+    /// Records the answer reports as revoked (absent unless the status is 200).
+    pub revoked_count: Option<i64>,
+    /// Probes of the instance that took the request.
+    pub same_instance: ProbeResult,
+    /// Probes of a second instance, which learns of the revocation through its change poll.
+    pub other_instance: ProbeResult,
+}
+
+/// Exchanges of the revoked subject sent to one instance from the start of the request.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeResult {
+    /// From the start of the request to the first rejection (HTTP 400).
+    pub rejected_after: Option<Duration>,
+    /// The longest probe round trip: how long the instance stalled exchanges.
+    pub slowest: Duration,
+    /// Answers by HTTP status, including the final rejection.
+    pub statuses: BTreeMap<u16, u64>,
 }
 
 /// Runs the suite in its own data directory with its own demo IdP.
@@ -101,7 +126,9 @@ async fn run_with_idp(
     tracing::info!("timing start-up on the seeded database");
     let startups = time_startups(&spec).await?;
     tracing::info!("timing revocation by subject");
-    let revocation = time_revocation(&spec, idp, &gateway).await?;
+    let revocation = time_revocation(&spec, idp, &gateway)
+        .await
+        .map_err(|error| error.to_string());
 
     Ok(ScaleReport {
         records: args.scale_records,
@@ -114,10 +141,7 @@ async fn run_with_idp(
         stats_warm_runs: STATS_RUNS - 1,
         stats_consistent: stats.consistent,
         startups,
-        revoke: revocation.revoke,
-        revoked_count: revocation.revoked_count,
-        rejected_same_instance: revocation.same_instance,
-        rejected_other_instance: revocation.other_instance,
+        revocation,
     })
 }
 
@@ -176,7 +200,7 @@ impl SeedPlan {
     }
 
     fn is_subject(&self, number: u64) -> bool {
-        number % self.subject_every == 0
+        number.is_multiple_of(self.subject_every)
     }
 
     /// Seeded records that are already revoked.
@@ -393,13 +417,6 @@ async fn time_startups(spec: &ServerSpec) -> Result<Vec<Duration>, BenchError> {
     Ok(startups)
 }
 
-struct RevocationTiming {
-    revoke: Duration,
-    revoked_count: i64,
-    same_instance: Option<Duration>,
-    other_instance: Option<Duration>,
-}
-
 /// Starts two instances on the seeded file, revokes the subject through the first one and
 /// probes both with ID-JAGs of that subject minted before the revocation.
 async fn time_revocation(
@@ -426,68 +443,76 @@ async fn revoke_and_probe(
     let admin = AdminClient::new(first)?;
     let at_first = gateway.on_instance(first);
     let at_second = gateway.on_instance(second);
-    let probes_needed = PROPAGATION_LIMIT.as_millis() / PROPAGATION_POLL.as_millis() + 3;
-    let mut probes = idp
-        .mint_batch(
-            &MintSpec::for_subject(gateway, REVOKED_SUBJECT),
-            usize::try_from(probes_needed).unwrap_or(1000),
-        )
-        .await?
-        .into_iter();
+    let spec = MintSpec::for_subject(gateway, REVOKED_SUBJECT);
+    let mut first_probes = idp.mint_batch(&spec, PROBES_PER_INSTANCE + 1).await?;
+    let mut second_probes = idp.mint_batch(&spec, PROBES_PER_INSTANCE + 1).await?;
 
     // Both instances accept the subject before the revocation.
-    let before_first: Vec<String> = probes.by_ref().take(1).collect();
+    let before = first_probes.split_off(PROBES_PER_INSTANCE);
     expect_status(
         &at_first,
         &admin.http,
-        &before_first,
+        &before,
         200,
         "an exchange before revocation",
     )
     .await?;
-    let before_second: Vec<String> = probes.by_ref().take(1).collect();
-    expect_status(
-        &at_second,
-        &admin.http,
-        &before_second,
-        200,
-        "an exchange at the second instance",
-    )
-    .await?;
+    let before = second_probes.split_off(PROBES_PER_INSTANCE);
+    let what = "an exchange at the second instance";
+    expect_status(&at_second, &admin.http, &before, 200, what).await?;
 
+    // The request and the probes of both instances run at once, so a request that outlives
+    // the server's request timeout still shows when the revocation took effect.
     let started = Instant::now();
-    let answer = admin
-        .post(
-            "/api/v1/xaa/revoke-tokens-by-subject",
-            &json!({"idp_provider_id": gateway.provider_id, "subject": REVOKED_SUBJECT,
-                    "reason": "benchmark", "revoked_by": "xaa-bench"}),
-        )
-        .await?;
-    let revoke = started.elapsed();
-    let revoked_count = answer["revoked_count"].as_i64().unwrap_or(-1);
-
-    let revoked_at = Instant::now();
-    let same_instance = match probes.next() {
-        Some(token) => {
-            (at_first.redeem(&admin.http, &token).await? == 400).then(|| revoked_at.elapsed())
-        }
-        None => None,
+    let request = async {
+        let answer = admin
+            .post_status(
+                "/api/v1/xaa/revoke-tokens-by-subject",
+                &json!({"idp_provider_id": gateway.provider_id, "subject": REVOKED_SUBJECT,
+                        "reason": "benchmark", "revoked_by": "xaa-bench"}),
+            )
+            .await;
+        (answer, started.elapsed())
     };
-    let mut other_instance = None;
-    for token in probes {
-        if revoked_at.elapsed() > PROPAGATION_LIMIT {
-            break;
-        }
-        if at_second.redeem(&admin.http, &token).await? == 400 {
-            other_instance = Some(revoked_at.elapsed());
-            break;
-        }
-        tokio::time::sleep(PROPAGATION_POLL).await;
+    let ((answer, request), same_instance, other_instance) = tokio::join!(
+        request,
+        probe_until_rejected(&at_first, &admin.http, first_probes, started),
+        probe_until_rejected(&at_second, &admin.http, second_probes, started),
+    );
+    let (status, answer) = answer?;
+    if status != 200 {
+        tracing::warn!(status, "the revocation request failed");
     }
     Ok(RevocationTiming {
-        revoke,
-        revoked_count,
-        same_instance,
-        other_instance,
+        request,
+        status,
+        revoked_count: answer.and_then(|body| body["revoked_count"].as_i64()),
+        same_instance: same_instance?,
+        other_instance: other_instance?,
     })
+}
+
+/// Redeems probes of the revoked subject one after another until one is rejected.
+async fn probe_until_rejected(
+    gateway: &Gateway,
+    http: &reqwest::Client,
+    probes: Vec<String>,
+    started: Instant,
+) -> Result<ProbeResult, BenchError> {
+    let mut result = ProbeResult::default();
+    for probe in probes {
+        if started.elapsed() > REJECTION_LIMIT {
+            break;
+        }
+        let sent_at = Instant::now();
+        let status = gateway.redeem(http, &probe).await?;
+        result.slowest = result.slowest.max(sent_at.elapsed());
+        *result.statuses.entry(status).or_default() += 1;
+        if status == 400 {
+            result.rejected_after = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(PROBE_POLL).await;
+    }
+    Ok(result)
 }

@@ -160,10 +160,10 @@ impl ServerProcess {
         let url = format!("http://{}/healthz", self.admin_addr);
         let deadline = self.spawned_at + limit;
         while Instant::now() < deadline {
-            if let Ok(response) = http.get(&url).send().await {
-                if response.status() == reqwest::StatusCode::OK {
-                    return Ok(self.spawned_at.elapsed());
-                }
+            if let Ok(response) = http.get(&url).send().await
+                && response.status() == reqwest::StatusCode::OK
+            {
+                return Ok(self.spawned_at.elapsed());
             }
             tokio::time::sleep(READY_POLL).await;
         }
@@ -242,6 +242,25 @@ impl AdminClient {
             base: format!("http://{}", server.admin_addr),
             public_base: format!("http://{}", server.public_addr),
         })
+    }
+
+    /// POSTs a JSON body to an admin API path and returns the HTTP status with the JSON
+    /// answer, if it is JSON.
+    pub async fn post_status(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(u16, Option<Value>), BenchError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).ok()))
     }
 
     /// POSTs a JSON body to an admin API path and returns the JSON answer.

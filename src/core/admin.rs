@@ -643,12 +643,12 @@ impl Core {
 
     /// ID-JAG records matching the filter, newest first.
     pub async fn list_tokens(&self, query: &TokenQuery) -> CoreResult<Vec<IdJagRecord>> {
-        if let Some(status) = query.status.as_deref() {
-            if !matches!(status, "active" | "revoked" | "expired") {
-                return Err(invalid(format!(
-                    "status '{status}' is not one of: active, revoked, expired"
-                )));
-            }
+        if let Some(status) = query.status.as_deref()
+            && !matches!(status, "active" | "revoked" | "expired")
+        {
+            return Err(invalid(format!(
+                "status '{status}' is not one of: active, revoked, expired"
+            )));
         }
         Ok(self.store().list_id_jags(query).await?)
     }

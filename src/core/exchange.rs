@@ -260,7 +260,9 @@ impl Core {
         let settings = &self.config().exchange;
         let parsed = jose::parse_compact(assertion, settings.assertion_max_bytes)
             .map_err(|error| grant(error.reason_code(), error.to_string()))?;
-        let alg = jose::check_header(parsed.header(), &supported_algs())
+        // Every algorithm any provider may allow: the header is checked before the issuer is
+        // known, and the provider's own list is applied after issuer binding.
+        let alg = jose::check_header(parsed.header(), &crate::core::admin::SUPPORTED_ALGS)
             .map_err(|error| grant(error.reason_code(), error.to_string()))?;
 
         let provider = bind_issuer(self, snapshot, &parsed)?;
@@ -373,6 +375,7 @@ impl Core {
                 )
             })?;
 
+        let success_audit = success_events(proxy, validated, mapping, &scopes, &token_jti);
         let write = ExchangeWrite {
             idp_provider_id: validated.provider.id,
             proxy_id: proxy.id,
@@ -391,7 +394,7 @@ impl Core {
                 issued_at: now,
                 expires_at,
             },
-            success_audit: success_events(proxy, validated, mapping, &scopes, &token_jti),
+            success_audit: success_audit.clone(),
         };
         let outcome = self.store().record_exchange(write).await.map_err(|error| {
             tracing::error!(%error, proxy_id = proxy.id, "recording an exchange failed");
@@ -403,9 +406,7 @@ impl Core {
         })?;
         match outcome {
             ExchangeOutcome::Issued { .. } => {
-                self.write_audit_file(&success_events(
-                    proxy, validated, mapping, &scopes, &token_jti,
-                ));
+                self.write_audit_file(&success_audit);
                 Ok(TokenResponse {
                     access_token,
                     token_type: "Bearer",
@@ -489,15 +490,6 @@ fn truncate_for_audit(text: &str) -> String {
     text.chars()
         .take(256)
         .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-        .collect()
-}
-
-/// Every algorithm any provider may allow; the header check runs against this list before the
-/// issuer is known, and the provider's own list is applied after issuer binding.
-fn supported_algs() -> Vec<String> {
-    crate::core::admin::SUPPORTED_ALGS
-        .iter()
-        .map(|alg| (*alg).to_owned())
         .collect()
 }
 
@@ -640,13 +632,12 @@ fn check_subject_revocation(
     validated: &ValidatedAssertion,
 ) -> Result<(), ExchangeError> {
     if let Some(revoked_at) = snapshot.subject_revoked_at(validated.provider.id, &validated.subject)
+        && validated.times.iat <= revoked_at.timestamp()
     {
-        if validated.times.iat <= revoked_at.timestamp() {
-            return Err(grant(
-                "subject_revoked",
-                format!("subject revoked at {revoked_at}, ID-JAG issued before"),
-            ));
-        }
+        return Err(grant(
+            "subject_revoked",
+            format!("subject revoked at {revoked_at}, ID-JAG issued before"),
+        ));
     }
     Ok(())
 }

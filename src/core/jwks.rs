@@ -652,10 +652,10 @@ impl JwksCache {
     /// Returns the provider's slot. A slot made for another issuer or `jwks_uri` is replaced, which
     /// drops its set, cooldown and discovered URL.
     fn slot_for(&self, provider: &Provider) -> Arc<ProviderSlot> {
-        if let Some(slot) = self.slots.read().get(&provider.id) {
-            if slot.source.matches(provider) {
-                return Arc::clone(slot);
-            }
+        if let Some(slot) = self.slots.read().get(&provider.id)
+            && slot.source.matches(provider)
+        {
+            return Arc::clone(slot);
         }
         let mut slots = self.slots.write();
         let slot = slots

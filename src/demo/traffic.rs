@@ -86,7 +86,7 @@ pub async fn run(
         {
             tracing::debug!(%error, "demo traffic request failed");
         }
-        if sequence % 450 == 0 {
+        if sequence.is_multiple_of(450) {
             revoke_someone(&core, client, subject).await;
         }
     }

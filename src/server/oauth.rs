@@ -201,10 +201,10 @@ fn client_credentials(headers: &HeaderMap, form: &Form) -> Result<ClientCredenti
         return Err(invalid_request());
     }
     if let Some(credentials) = basic {
-        if let Some(body_id) = form.get("client_id") {
-            if body_id != credentials.client_id {
-                return Err(invalid_request());
-            }
+        if let Some(body_id) = form.get("client_id")
+            && body_id != credentials.client_id
+        {
+            return Err(invalid_request());
         }
         return Ok(credentials);
     }

@@ -367,10 +367,11 @@ impl App {
         if self.countdown.tick() {
             self.refresh_current();
         }
-        if self.tab() == Some(Tab::Audit) && self.ticks % AUDIT_POLL_TICKS == 0 {
-            if let Some(job) = self.xaa.as_mut().and_then(XaaView::poll_audit) {
-                self.submit(job);
-            }
+        if self.tab() == Some(Tab::Audit)
+            && self.ticks.is_multiple_of(AUDIT_POLL_TICKS)
+            && let Some(job) = self.xaa.as_mut().and_then(XaaView::poll_audit)
+        {
+            self.submit(job);
         }
         if let Some(flash) = &mut self.flash {
             flash.ticks_left = flash.ticks_left.saturating_sub(1);

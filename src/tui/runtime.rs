@@ -63,10 +63,10 @@ struct Runner {
 
 impl Runner {
     fn handle(&mut self, app: &mut App, event: AppEvent) -> bool {
-        if let AppEvent::Job(output) = &event {
-            if let Some(next) = self.slots.finish(output.key()) {
-                self.spawn(next);
-            }
+        if let AppEvent::Job(output) = &event
+            && let Some(next) = self.slots.finish(output.key())
+        {
+            self.spawn(next);
         }
         app.handle(event)
     }

@@ -490,12 +490,12 @@ fn check_any_error_body(problems: &mut Vec<String>, text: &str) {
     if !body["error"].is_string() {
         problems.push(format!("error body has no error code: {}", excerpt(text)));
     }
-    if let Some(description) = body["error_description"].as_str() {
-        if !is_valid_error_description(description) {
-            problems.push(format!(
-                "error_description {description:?} has invalid characters"
-            ));
-        }
+    if let Some(description) = body["error_description"].as_str()
+        && !is_valid_error_description(description)
+    {
+        problems.push(format!(
+            "error_description {description:?} has invalid characters"
+        ));
     }
 }
 

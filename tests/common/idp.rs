@@ -221,13 +221,12 @@ impl TestIdp {
     /// Stops accepting connections, lets open ones finish for up to 5 s, then aborts the task.
     pub async fn shutdown(mut self) {
         self.shared.shutdown.send_replace(true);
-        if let Some(mut server) = self.server.take() {
-            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+        if let Some(mut server) = self.server.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
                 .await
                 .is_err()
-            {
-                server.abort();
-            }
+        {
+            server.abort();
         }
     }
 
@@ -952,7 +951,7 @@ fn path_str(path: &Path) -> Result<&str, String> {
 }
 
 fn decode_hex(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(format!("odd-length hex string of {} digits", hex.len()));
     }
     (0..hex.len())

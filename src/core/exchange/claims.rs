@@ -97,13 +97,13 @@ pub fn check_times(
             format!("issued more than {max_age} s ago"),
         ));
     }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if limits.now.saturating_add(leeway) < nbf {
-            return Err(grant_error(
-                "not_yet_valid",
-                format!("'nbf' {nbf} is in the future"),
-            ));
-        }
+    if let Some(nbf) = numeric_date(claims, "nbf")?
+        && limits.now.saturating_add(leeway) < nbf
+    {
+        return Err(grant_error(
+            "not_yet_valid",
+            format!("'nbf' {nbf} is in the future"),
+        ));
     }
     Ok(Times { iat, exp })
 }
@@ -223,17 +223,16 @@ pub fn narrow_scopes(
     allowed: &[String],
     requested: Option<&[String]>,
 ) -> Result<Vec<String>, ExchangeError> {
-    if let Some(requested) = requested {
-        if let Some(extra) = requested
+    if let Some(requested) = requested
+        && let Some(extra) = requested
             .iter()
             .find(|scope| !granted_by_idp.contains(scope))
-        {
-            return Err(ExchangeError::new(
-                OAuthErrorCode::InvalidScope,
-                "scope_not_granted",
-                format!("requested scope '{extra}' is not in the ID-JAG"),
-            ));
-        }
+    {
+        return Err(ExchangeError::new(
+            OAuthErrorCode::InvalidScope,
+            "scope_not_granted",
+            format!("requested scope '{extra}' is not in the ID-JAG"),
+        ));
     }
     let granted: Vec<String> = granted_by_idp
         .iter()
@@ -312,17 +311,17 @@ pub fn decide_resource(
             "this proxy requires a 'resource' claim",
         ));
     }
-    if let Some(requested) = requested {
-        if ours.as_deref() != Some(normalize_uri(requested).as_str()) {
-            return Err(ExchangeError::new(
-                OAuthErrorCode::InvalidTarget,
-                "resource_param_not_allowed",
-                format!(
-                    "requested resource '{}' is not allowed",
-                    requested.escape_default()
-                ),
-            ));
-        }
+    if let Some(requested) = requested
+        && ours.as_deref() != Some(normalize_uri(requested).as_str())
+    {
+        return Err(ExchangeError::new(
+            OAuthErrorCode::InvalidTarget,
+            "resource_param_not_allowed",
+            format!(
+                "requested resource '{}' is not allowed",
+                requested.escape_default()
+            ),
+        ));
     }
     Ok(proxy_resource.map(str::to_owned))
 }

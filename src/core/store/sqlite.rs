@@ -1,12 +1,14 @@
 //! SQLite implementation of [`Store`]: WAL mode, a read pool, and one writer task.
 //!
 //! SQLite allows one writer at a time, so every write goes through a single connection owned
-//! by a writer task. The task drains whatever jobs are queued (up to [`MAX_BATCH`]) and commits
-//! them in one transaction: a group commit, so a burst of exchanges costs one fsync instead of
-//! one each. Exchange records and audit appends are batched into multi-row statements (see
-//! [`batch`]); every other job runs inside its own savepoint. A job's result reaches its caller
-//! only after the commit, so nothing is acknowledged before it is durable
-//! (`synchronous = FULL`).
+//! by a writer task. The task drains whatever jobs are queued (up to [`MAX_BATCH`]). Exchange
+//! records and audit appends, the jobs of the exchange path, are written together with
+//! multi-row statements and committed in one transaction (see [`batch`]): a group commit, so a
+//! burst of exchanges costs one fsync instead of one each. Every other job (configuration
+//! changes, revocations, key sets) is rare and runs in a transaction of its own, so a failing
+//! job is undone by rolling back that transaction, without savepoints, whose journal copies
+//! every page a job changes. A job's result reaches its caller only after the commit, so
+//! nothing is acknowledged before it is durable (`synchronous = FULL`).
 
 mod batch;
 
@@ -54,47 +56,10 @@ type RunReply = oneshot::Sender<Result<Box<dyn Any + Send>, String>>;
 
 /// A queued write.
 enum Job {
-    /// A write of its own, run inside a savepoint.
+    /// A write run in a transaction of its own.
     Run { run: JobFn, reply: RunReply },
     /// An exchange record or audit append, batched with its queue neighbours.
     Batched(Batched),
-}
-
-impl Job {
-    fn fail(self, message: &str) {
-        match self {
-            Self::Run { reply, .. } => {
-                let _ = reply.send(Err(message.to_owned()));
-            }
-            Self::Batched(job) => job.fail(message),
-        }
-    }
-}
-
-/// A job that has written, waiting for the commit.
-enum Done {
-    Run(RunReply, Box<dyn Any + Send>),
-    Batched(Settled),
-}
-
-impl Done {
-    fn succeed(self) {
-        match self {
-            Self::Run(reply, output) => {
-                let _ = reply.send(Ok(output));
-            }
-            Self::Batched(settled) => settled.succeed(),
-        }
-    }
-
-    fn fail(self, message: &str) {
-        match self {
-            Self::Run(reply, _) => {
-                let _ = reply.send(Err(message.to_owned()));
-            }
-            Self::Batched(settled) => settled.fail(message),
-        }
-    }
 }
 
 /// The SQLite store.
@@ -112,7 +77,17 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Statement and savepoint journals stay in memory instead of temporary files. They
+            // only serve rollbacks inside a transaction; crash recovery uses the WAL.
+            .pragma(
+                "temp_store",
+                if std::env::var("EXPERIMENT_TEMP_FILE").is_ok() {
+                    "default"
+                } else {
+                    "memory"
+                },
+            );
         create_parent_dir(&options)?;
         restrict_file_mode(&options)?;
 
@@ -257,119 +232,79 @@ async fn run_writer(mut conn: SqliteConnection, mut jobs: mpsc::Receiver<Job>) {
     tracing::debug!("store writer stopped");
 }
 
+/// Runs a batch in queue order: each run of consecutive batched jobs in one transaction, and
+/// each other job in a transaction of its own.
 async fn run_batch(conn: &mut SqliteConnection, batch: Vec<Job>) {
-    if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        tracing::error!(%error, "store writer could not begin a transaction");
-        for job in batch {
-            job.fail(&error.to_string());
-        }
-        return;
-    }
-
-    let mut done = Vec::with_capacity(batch.len());
     let mut segment = Segment::default();
-    let mut jobs = batch.into_iter();
-    while let Some(job) = jobs.next() {
+    for job in batch {
         match job {
             Job::Batched(job) => segment.push(job),
             Job::Run { run, reply } => {
-                // Write the batched jobs queued before this one first, keeping queue order.
-                if let Err(failed) =
-                    write_segment(conn, std::mem::take(&mut segment), &mut done).await
-                {
-                    abort_batch(conn, &failed, done, jobs, reply).await;
-                    return;
-                }
-                match run_in_savepoint(conn, run).await {
-                    Ok(output) => done.push(Done::Run(reply, output)),
-                    Err(error) => {
-                        let _ = reply.send(Err(error.to_string()));
-                    }
-                }
+                commit_segment(conn, std::mem::take(&mut segment)).await;
+                run_alone(conn, run, reply).await;
             }
         }
     }
-    if let Err(failed) = write_segment(conn, segment, &mut done).await {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        for job in done {
-            job.fail(&failed);
-        }
+    commit_segment(conn, segment).await;
+}
+
+/// Writes and commits a segment of batched jobs, then sends their results.
+async fn commit_segment(conn: &mut SqliteConnection, segment: Segment) {
+    if segment.is_empty() {
         return;
     }
-
+    if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        tracing::error!(%error, "store writer could not begin a transaction");
+        segment.fail_all(&error.to_string());
+        return;
+    }
+    let Ok(settled) = segment.write(conn).await else {
+        // `write` failed every job of the segment; undo whatever it left.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return;
+    };
     match sqlx::query("COMMIT").execute(&mut *conn).await {
-        Ok(_) => {
-            for job in done {
-                job.succeed();
-            }
-        }
+        Ok(_) => settled.into_iter().for_each(Settled::succeed),
         Err(error) => {
-            tracing::error!(%error, jobs = done.len(), "store commit failed");
+            tracing::error!(%error, jobs = settled.len(), "store commit failed");
             let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            for job in done {
-                job.fail(&error.to_string());
-            }
-        }
-    }
-}
-
-/// Writes a segment of batched jobs. On failure every job of the segment has been failed and
-/// the error message is returned, because the transaction must then be rolled back.
-async fn write_segment(
-    conn: &mut SqliteConnection,
-    segment: Segment,
-    done: &mut Vec<Done>,
-) -> Result<(), String> {
-    if segment.is_empty() {
-        return Ok(());
-    }
-    match segment.write(conn).await {
-        Ok(settled) => {
-            done.extend(settled.into_iter().map(Done::Batched));
-            Ok(())
-        }
-        Err(failed) => {
-            let message = failed.error.to_string();
-            tracing::error!(error = %message, jobs = failed.jobs.len(), "batched store write failed");
-            for job in failed.jobs {
+            let message = error.to_string();
+            for job in settled {
                 job.fail(&message);
             }
-            Err(message)
         }
     }
 }
 
-/// Rolls back after a failed segment and fails the jobs already written, the one about to run
-/// and those not yet run.
-async fn abort_batch(
-    conn: &mut SqliteConnection,
-    message: &str,
-    done: Vec<Done>,
-    rest: std::vec::IntoIter<Job>,
-    current: RunReply,
-) {
-    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-    let _ = current.send(Err(message.to_owned()));
-    for job in done {
-        job.fail(message);
+/// Runs one job in a transaction of its own: committed when it succeeds, rolled back when it
+/// fails. Its output is sent after either.
+async fn run_alone(conn: &mut SqliteConnection, run: JobFn, reply: RunReply) {
+    if let Err(error) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        tracing::error!(%error, "store writer could not begin a transaction");
+        let _ = reply.send(Err(error.to_string()));
+        return;
     }
-    for job in rest {
-        job.fail(message);
+    let (ok, output) = run(conn).await;
+    let end = if ok { "COMMIT" } else { "ROLLBACK" };
+    match sqlx::query(end).execute(&mut *conn).await {
+        Ok(_) => {
+            let _ = reply.send(Ok(output));
+        }
+        Err(error) => {
+            tracing::error!(%error, "store commit failed");
+            if ok {
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            }
+            let _ = reply.send(Err(error.to_string()));
+        }
     }
 }
 
-/// Runs one job so that a failing job leaves no partial write in the shared transaction.
-async fn run_in_savepoint(
-    conn: &mut SqliteConnection,
-    run: JobFn,
-) -> Result<Box<dyn Any + Send>, sqlx::Error> {
-    sqlx::query("SAVEPOINT job").execute(&mut *conn).await?;
-    let (ok, output) = run(conn).await;
-    if !ok {
-        sqlx::query("ROLLBACK TO job").execute(&mut *conn).await?;
-    }
-    sqlx::query("RELEASE job").execute(&mut *conn).await?;
-    Ok(output)
+/// Rolls back the open transaction and begins a new one.
+async fn restart_transaction(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,23 +616,31 @@ async fn revoke_subject_job(
     .execute(&mut *conn)
     .await?;
 
-    let groups = sqlx::query(
-        "SELECT proxy_id, expires_at / 60000 AS minute, count(*) AS n FROM id_jag_tokens \
-         WHERE idp_provider_id = ? AND subject = ? AND revoked_at IS NULL \
-         GROUP BY proxy_id, minute",
+    // Move the subject's unrevoked records to revoked in the counters with two set-based
+    // statements, whatever the number of proxies and expiry minutes they span.
+    sqlx::query(
+        "UPDATE token_counters SET revoked = revoked + grouped.n \
+         FROM (SELECT proxy_id, count(*) AS n FROM id_jag_tokens \
+               WHERE idp_provider_id = ?1 AND subject = ?2 AND revoked_at IS NULL \
+               GROUP BY proxy_id) AS grouped \
+         WHERE token_counters.proxy_id = grouped.proxy_id",
     )
     .bind(revocation.idp_provider_id)
     .bind(&revocation.subject)
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await?;
-    for group in &groups {
-        let (proxy_id, minute, count): (i64, i64, i64) = (
-            group.try_get("proxy_id")?,
-            group.try_get("minute")?,
-            group.try_get("n")?,
-        );
-        count_revoked(conn, proxy_id, minute, count).await?;
-    }
+    sqlx::query(
+        "UPDATE token_expiry_buckets SET unrevoked = unrevoked - grouped.n \
+         FROM (SELECT proxy_id, expires_at / 60000 AS minute, count(*) AS n FROM id_jag_tokens \
+               WHERE idp_provider_id = ?1 AND subject = ?2 AND revoked_at IS NULL \
+               GROUP BY proxy_id, minute) AS grouped \
+         WHERE token_expiry_buckets.proxy_id = grouped.proxy_id \
+         AND token_expiry_buckets.minute = grouped.minute",
+    )
+    .bind(revocation.idp_provider_id)
+    .bind(&revocation.subject)
+    .execute(&mut *conn)
+    .await?;
 
     let revoked = sqlx::query(
         "UPDATE id_jag_tokens SET revoked_at = ?, revoke_reason = ?, revoked_by = ? \

@@ -126,13 +126,12 @@ impl AddMappingDialog {
             self.form.set_error(SCOPES, strings::invalid_scope(bad));
         }
         let client_at_idp = self.form.text(CLIENT_AT_IDP).to_owned();
-        if let Some(provider_id) = provider {
-            if self.is_duplicate(provider_id, &client_at_idp) {
-                let provider = self.form.choice(PROVIDER).map(|c| c.label.clone());
-                let message =
-                    strings::duplicate_mapping(&client_at_idp, &provider.unwrap_or_default());
-                self.form.set_error(CLIENT_AT_IDP, message);
-            }
+        if let Some(provider_id) = provider
+            && self.is_duplicate(provider_id, &client_at_idp)
+        {
+            let provider = self.form.choice(PROVIDER).map(|c| c.label.clone());
+            let message = strings::duplicate_mapping(&client_at_idp, &provider.unwrap_or_default());
+            self.form.set_error(CLIENT_AT_IDP, message);
         }
         if self.form.has_errors() {
             return None;

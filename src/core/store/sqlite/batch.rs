@@ -115,18 +115,24 @@ pub(super) fn fail<T>(reply: Reply<T>, message: &str) {
     let _ = reply.send(Err(StoreError::CommitFailed(message.to_owned())));
 }
 
-/// A segment whose writes failed: the error and the replies to fail after the rollback.
-pub(super) struct SegmentFailed {
-    pub(super) error: StoreError,
-    pub(super) jobs: Vec<Batched>,
-}
-
 impl Batched {
     /// Sends a commit failure.
     pub(super) fn fail(self, message: &str) {
         match self {
             Self::Exchange(_, reply) => fail(reply, message),
             Self::Audit(_, reply) => fail(reply, message),
+        }
+    }
+
+    /// Sends the error that rejected this job's own writes.
+    fn reject(self, error: StoreError) {
+        match self {
+            Self::Exchange(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Self::Audit(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
         }
     }
 }
@@ -146,17 +152,68 @@ impl Segment {
         self.jobs.is_empty()
     }
 
-    /// Writes every job of the segment and returns them settled, or the error with the jobs.
-    pub(super) async fn write(
-        self,
-        conn: &mut SqliteConnection,
-    ) -> Result<Vec<Settled>, SegmentFailed> {
-        match self.write_rows(conn, Utc::now()).await {
-            Ok(outcomes) => Ok(self.settle(outcomes)),
-            Err(error) => Err(SegmentFailed {
-                error,
-                jobs: self.jobs,
-            }),
+    /// Writes every job of the segment, first in its transaction, and returns them settled.
+    ///
+    /// When a statement fails, the transaction is rolled back and begun again, and the jobs
+    /// are written one at a time, each inside a savepoint, so only the job at fault gets its
+    /// error (for example `Conflict` on a duplicate access-token JTI) and leaves nothing
+    /// behind. `Err` means the transaction or savepoint statements themselves failed: every job
+    /// has then been failed and the caller must roll back.
+    pub(super) async fn write(self, conn: &mut SqliteConnection) -> Result<Vec<Settled>, ()> {
+        let error = match self.write_rows(conn, Utc::now()).await {
+            Ok(outcomes) => return Ok(self.settle(outcomes)),
+            Err(error) => error,
+        };
+        tracing::warn!(%error, jobs = self.jobs.len(), "batched write failed; retrying its jobs one at a time");
+        if let Err(error) = super::restart_transaction(conn).await {
+            self.fail_all(&error.to_string());
+            return Err(());
+        }
+        self.write_one_at_a_time(conn).await
+    }
+
+    async fn write_one_at_a_time(self, conn: &mut SqliteConnection) -> Result<Vec<Settled>, ()> {
+        let mut settled = Vec::with_capacity(self.jobs.len());
+        let mut jobs = self.jobs.into_iter();
+        while let Some(job) = jobs.next() {
+            let single = Self { jobs: vec![job] };
+            let written = async {
+                execute(conn, "SAVEPOINT job").await?;
+                let written = single.write_rows(conn, Utc::now()).await;
+                if written.is_err() {
+                    execute(conn, "ROLLBACK TO job").await?;
+                }
+                execute(conn, "RELEASE job").await?;
+                Ok::<_, StoreError>(written)
+            };
+            match written.await {
+                Ok(Ok(outcomes)) => settled.extend(single.settle(outcomes)),
+                Ok(Err(error)) => {
+                    if let Some(job) = single.jobs.into_iter().next() {
+                        job.reject(error);
+                    }
+                }
+                Err(error) => {
+                    let message = error.to_string();
+                    for job in settled {
+                        job.fail(&message);
+                    }
+                    single.fail_all(&message);
+                    Self {
+                        jobs: jobs.collect(),
+                    }
+                    .fail_all(&message);
+                    return Err(());
+                }
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Fails every job with `message`.
+    pub(super) fn fail_all(self, message: &str) {
+        for job in self.jobs {
+            job.fail(message);
         }
     }
 
@@ -211,6 +268,11 @@ impl Segment {
             })
             .collect()
     }
+}
+
+async fn execute(conn: &mut SqliteConnection, sql: &str) -> StoreResult<()> {
+    sqlx::query(sql).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The ID-JAG record of one exchange after its upsert.
@@ -482,4 +544,146 @@ async fn insert_audit_rows(
     });
     sql.build().persistent(false).execute(&mut *conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use futures_util::future::join_all;
+    use serde_json::Map;
+
+    use super::super::SqliteStore;
+    use crate::core::model::{AuditEventType, NewAuditEvent};
+    use crate::core::store::{ExchangeOutcome, ExchangeWrite, NewAccessToken, Store, StoreError};
+
+    const EXCHANGES: usize = 20;
+
+    async fn open_store(dir: &tempfile::TempDir) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.path().join("xaa.db").display());
+        SqliteStore::open(&url).await.unwrap()
+    }
+
+    fn write(jti: &str, access_jti: &str) -> ExchangeWrite {
+        let now = chrono::Utc::now();
+        ExchangeWrite {
+            idp_provider_id: 1,
+            proxy_id: 1,
+            jti: jti.into(),
+            subject: "alice".into(),
+            client_id: "idp-client".into(),
+            client_id_at_resource_as: "as-client".into(),
+            scopes: vec!["openid".into()],
+            issued_at: now,
+            expires_at: now + Duration::minutes(5),
+            seen_at: now,
+            allow_reuse: false,
+            access_token: NewAccessToken {
+                jti: access_jti.into(),
+                audience: "https://mcp.example/".into(),
+                issued_at: now,
+                expires_at: now + Duration::minutes(5),
+            },
+            success_audit: vec![NewAuditEvent {
+                event_type: AuditEventType::XaaTokenExchange,
+                actor: "client:as-client".into(),
+                proxy_id: Some(1),
+                idp_provider_id: Some(1),
+                reason_code: None,
+                fields: Map::new(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_presentations_issue_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir).await;
+        let writes: Vec<_> = (0..EXCHANGES)
+            .map(|n| write("jti-shared", &format!("at-{n}")))
+            .collect();
+        let outcomes = join_all(writes.into_iter().map(|w| store.record_exchange(w))).await;
+
+        let issued = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(ExchangeOutcome::Issued { .. })))
+            .count();
+        assert_eq!(issued, 1);
+        let mut replay_counts: Vec<i64> = outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Ok(ExchangeOutcome::Replayed { presentation_count }) => Some(*presentation_count),
+                _ => None,
+            })
+            .collect();
+        replay_counts.sort_unstable();
+        let expected: Vec<i64> = (2..=i64::try_from(EXCHANGES).unwrap()).collect();
+        assert_eq!(replay_counts, expected);
+
+        let stats = store.stats(None, chrono::Utc::now()).await.unwrap();
+        assert_eq!(stats.id_jag_tokens.total, 1);
+        assert_eq!(stats.id_jag_tokens.active, 1);
+    }
+
+    #[tokio::test]
+    async fn clashing_access_token_fails_only_its_exchange() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir).await;
+        let mut writes: Vec<_> = (0..EXCHANGES)
+            .map(|n| write(&format!("jti-{n}"), &format!("at-{n}")))
+            .collect();
+        writes.push(write("jti-clash", "at-0"));
+        let outcomes = join_all(writes.into_iter().map(|w| store.record_exchange(w))).await;
+
+        let conflicts = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Err(StoreError::Conflict(_))))
+            .count();
+        let issued = outcomes
+            .iter()
+            .filter(|outcome| matches!(outcome, Ok(ExchangeOutcome::Issued { .. })))
+            .count();
+        assert_eq!(conflicts, 1, "{outcomes:?}");
+        assert_eq!(issued, EXCHANGES, "{outcomes:?}");
+        let stored_clash = store.find_id_jags_by_jti("jti-clash").await.unwrap().len();
+        let stored_first = store.find_id_jags_by_jti("jti-0").await.unwrap().len();
+        assert_eq!(stored_clash + stored_first, 1);
+        let stats = store.stats(None, chrono::Utc::now()).await.unwrap();
+        assert_eq!(stats.id_jag_tokens.total, i64::try_from(EXCHANGES).unwrap());
+    }
+
+    #[tokio::test]
+    async fn audit_appends_count_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(&dir).await;
+        let failure = NewAuditEvent {
+            event_type: AuditEventType::XaaTokenValidationFailed,
+            actor: "client:as-client".into(),
+            proxy_id: Some(1),
+            idp_provider_id: None,
+            reason_code: Some("signature_invalid".into()),
+            fields: Map::new(),
+        };
+        let appends = (0..EXCHANGES).map(|_| store.append_audit(vec![failure.clone()]));
+        for result in join_all(appends).await {
+            result.unwrap();
+        }
+
+        let since = chrono::Utc::now() - Duration::minutes(1);
+        let failed: i64 = store
+            .activity(Some(1), since)
+            .await
+            .unwrap()
+            .iter()
+            .map(|point| point.failed)
+            .sum();
+        assert_eq!(failed, i64::try_from(EXCHANGES).unwrap());
+        let reasons = store.failure_reasons(Some(1), since).await.unwrap();
+        assert_eq!(
+            reasons,
+            [(
+                "signature_invalid".to_owned(),
+                i64::try_from(EXCHANGES).unwrap()
+            )]
+        );
+    }
 }
