@@ -25,9 +25,9 @@ use self::report::{LoadSuite, PhaseReport, Report};
 use self::server::{AdminClient, ServerProcess, Workspace};
 use crate::demo::DemoError;
 
-/// Longest wait for a spawned server to answer `/healthz`.
+/// Maximum wait for a spawned server to return 200 on `/healthz`.
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
-/// Most ID-JAGs minted for one phase, whatever the duration asks for (about 600 bytes each).
+/// Maximum ID-JAGs minted for one phase, whatever the duration (about 600 bytes each).
 const MAX_TOKENS_PER_PHASE: usize = 2_000_000;
 /// Request rate the default token count is sized for: three times the target of 10,000
 /// exchanges per second, because rejections can be cheaper than exchanges.
@@ -75,7 +75,7 @@ pub struct BenchArgs {
     pub keep_data: bool,
 }
 
-/// What the ID-JAGs of a load phase look like, and so which outcome the phase expects.
+/// Shape of the ID-JAGs of a load phase, which sets the outcome the phase expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// Distinct valid ID-JAGs; each exchange succeeds.
@@ -100,7 +100,7 @@ impl Mode {
         Self::Expired,
     ];
 
-    /// The name used on the command line and in the report.
+    /// Returns the name used on the command line and in the report.
     pub fn name(self) -> &'static str {
         match self {
             Self::Success => "success",
@@ -196,7 +196,7 @@ impl BenchArgs {
     }
 
     /// ID-JAGs to mint per phase: enough for the warm-up and the phase at three times the
-    /// target rate, unless `--tokens` says otherwise.
+    /// target rate, unless `--tokens` sets the count.
     fn tokens_per_phase(&self) -> usize {
         self.tokens.unwrap_or_else(|| {
             let seconds = usize::try_from(self.seconds + self.warmup_seconds).unwrap_or(usize::MAX);
@@ -266,12 +266,7 @@ async fn drive_phases(
     let first = idp
         .mint_batch(&MintSpec::valid(&gateway, "bench-user"), 1)
         .await?;
-    let status = gateway.redeem(&admin.http, &first[0]).await?;
-    if status != 200 {
-        return Err(BenchError::Server(format!(
-            "the first exchange returned HTTP {status}, expected 200"
-        )));
-    }
+    scale::expect_status(&gateway, &admin.http, &first, 200, "the first exchange").await?;
 
     let target = Arc::new(Target::new(server.public_addr(), &gateway));
     let settings = LoadSettings {
@@ -298,6 +293,7 @@ async fn drive_phases(
             "measuring a load phase"
         );
         let server_cpu = server.cpu_time()?;
+        let server_written = server.written_bytes();
         let client_cpu = machine::own_cpu_time()?;
         let jwks_fetches = idp.jwks_fetches();
         let result = load::run_phase(Arc::clone(&target), pool, settings).await?;
@@ -306,6 +302,10 @@ async fn drive_phases(
             expected_status: mode.expected_status(),
             server_cpu: server.cpu_time()?.saturating_sub(server_cpu),
             client_cpu: machine::own_cpu_time()?.saturating_sub(client_cpu),
+            server_written_bytes: server
+                .written_bytes()
+                .zip(server_written)
+                .map(|(after, before)| after.saturating_sub(before)),
             jwks_fetches: idp.jwks_fetches() - jwks_fetches,
             result,
         });
@@ -316,5 +316,6 @@ async fn drive_phases(
         seconds: args.seconds,
         jwks_cooldown_secs: crate::core::jwks::JwksSettings::default().unknown_kid_cooldown_secs,
         phases: reports,
+        server_peak_resident_bytes: server.peak_resident_bytes(),
     })
 }

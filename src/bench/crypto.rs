@@ -20,7 +20,7 @@ use super::BenchError;
 const BUDGET: Duration = Duration::from_secs(1);
 /// Most operations run for one figure, whatever the budget allows.
 const MAX_OPERATIONS: u32 = 10_000_000;
-/// Longest wait for `openssl speed`.
+/// Maximum wait for `openssl speed`.
 const OPENSSL_LIMIT: Duration = Duration::from_secs(60);
 /// A JWS signing input of the size of an ID-JAG's header and payload.
 const SIGNING_INPUT_BYTES: usize = 420;
@@ -39,14 +39,14 @@ pub struct CryptoFloor {
 }
 
 impl CryptoFloor {
-    /// What the signature work of one exchange with an ES256 IdP costs: one ES256
-    /// verification of the ID-JAG and one ES256 signature of the access token with the key
-    /// parsed once, as the server signs.
+    /// Returns the signature work of one exchange with an ES256 IdP: one ES256 verification
+    /// of the ID-JAG and one ES256 signature of the access token with the key parsed once, as
+    /// the server signs.
     pub fn es256_exchange(&self) -> Duration {
         self.es256_verify.each + self.es256_sign_parsed_key.each
     }
 
-    /// The same with an RS256 IdP, the most common IdP signing algorithm.
+    /// Returns the same with an RS256 IdP, the most common IdP signing algorithm.
     pub fn rs256_exchange(&self) -> Duration {
         self.rs256_verify.each + self.es256_sign_parsed_key.each
     }
@@ -121,7 +121,7 @@ fn measure_blocking() -> Result<CryptoFloor, BenchError> {
     })
 }
 
-/// A base64url-looking signing input, so hashing costs what it costs on a real ID-JAG.
+/// Builds a base64url-looking signing input, so hashing costs what it costs on an ID-JAG.
 fn signing_input() -> Vec<u8> {
     let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut message: Vec<u8> = (0..SIGNING_INPUT_BYTES)
@@ -149,8 +149,8 @@ fn rate(name: &str, mut operation: impl FnMut() -> bool) -> Result<Rate, BenchEr
     })
 }
 
-/// The summary lines of `openssl speed -seconds 1 rsa2048 ecdsap256`, or `None` when openssl
-/// is missing or fails.
+/// Runs `openssl speed -seconds 1 rsa2048 ecdsap256` and returns its summary lines, or `None`
+/// when openssl is missing or fails.
 fn openssl_speed() -> Option<String> {
     let mut child = Command::new("openssl")
         .args(["speed", "-seconds", "1", "rsa2048", "ecdsap256"])

@@ -66,7 +66,7 @@ impl HostedIdp {
         })
     }
 
-    /// The issuer identifier, `http://127.0.0.1:<port>`.
+    /// Returns the issuer identifier, `http://127.0.0.1:<port>`.
     pub fn issuer(&self) -> &str {
         self.idp.issuer()
     }

@@ -18,9 +18,9 @@ use tokio::net::TcpStream;
 use super::BenchError;
 use super::server::Gateway;
 
-/// Longest wait for one response before the connection is counted as failed and reopened.
+/// Maximum wait for one response before the connection is counted as failed and reopened.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest wait for a TCP connection.
+/// Maximum wait for a TCP connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most connection attempts per connection slot and phase.
 const MAX_CONNECTS: u32 = 1000;
@@ -29,7 +29,7 @@ const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const FORM_PREFIX: &[u8] =
     b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=";
 
-/// Where token requests go and how they authenticate.
+/// Address and request head of the token endpoint under load.
 #[derive(Debug)]
 pub struct Target {
     addr: SocketAddr,
@@ -38,7 +38,7 @@ pub struct Target {
 }
 
 impl Target {
-    /// The token endpoint of `gateway` on the server listening at `addr`.
+    /// Builds the target for the token endpoint of `gateway` on the server at `addr`.
     pub fn new(addr: SocketAddr, gateway: &Gateway) -> Self {
         let head = format!(
             "POST {} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\
@@ -93,7 +93,7 @@ pub struct LoadSettings {
     pub duration: Duration,
 }
 
-/// What one phase measured.
+/// Figures of one phase.
 #[derive(Debug, Clone, Default)]
 pub struct PhaseResult {
     /// From the start until the last connection finished its last request.
@@ -315,7 +315,7 @@ struct ResponseHead {
     keep_alive: bool,
 }
 
-/// Why a response could not be read.
+/// Failure to read a response.
 #[derive(Debug, thiserror::Error)]
 enum HttpError {
     #[error(transparent)]
@@ -399,7 +399,7 @@ fn find_head_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Parses a status line and headers. Only `Content-Length` framing is supported, which is
-/// what the server sends for its JSON answers.
+/// what the server sends with its JSON responses.
 fn parse_head(head: &[u8]) -> Result<ResponseHead, HttpError> {
     let text = std::str::from_utf8(head).map_err(|_| HttpError::Malformed("not UTF-8"))?;
     let mut lines = text.split("\r\n");
@@ -413,6 +413,7 @@ fn parse_head(head: &[u8]) -> Result<ResponseHead, HttpError> {
         .next()
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or(HttpError::Malformed("invalid status code"))?;
+
     let mut content_length = None;
     let mut keep_alive = version == "HTTP/1.1";
     for line in lines {
@@ -432,6 +433,7 @@ fn parse_head(head: &[u8]) -> Result<ResponseHead, HttpError> {
             keep_alive = !value.eq_ignore_ascii_case("close");
         }
     }
+
     let content_length = match (content_length, status) {
         (Some(length), _) => length,
         (None, 204 | 304) => 0,

@@ -71,6 +71,24 @@ pub fn own_cpu_time() -> Result<Duration, BenchError> {
     read_cpu_time("/proc/self/stat")
 }
 
+/// Peak resident memory of a process (`VmHWM`), in bytes, or `None` when unreadable.
+pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = field(&status, "VmHWM")?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Bytes a process has caused to be written to storage (`write_bytes` of `/proc/<pid>/io`),
+/// or `None` when unreadable.
+pub fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    field(&io, "write_bytes")?.parse().ok()
+}
+
 fn read_cpu_time(path: &str) -> Result<Duration, BenchError> {
     let text = std::fs::read_to_string(path).map_err(BenchError::io(format!("read {path}")))?;
     // The command name in field 2 may contain spaces, so fields are counted after its ')'.
@@ -110,6 +128,16 @@ mod tests {
     #[test]
     fn own_cpu_time_reads_proc() {
         assert!(own_cpu_time().is_ok());
+    }
+
+    #[test]
+    fn peak_resident_bytes_reads_own_status() {
+        assert!(peak_resident_bytes(std::process::id()).is_some_and(|bytes| bytes > 0));
+    }
+
+    #[test]
+    fn written_bytes_reads_own_io() {
+        assert!(written_bytes(std::process::id()).is_some());
     }
 
     #[test]

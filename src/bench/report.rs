@@ -43,6 +43,8 @@ pub struct LoadSuite {
     /// The server's unknown-`kid` cooldown: at most one key set fetch per this many seconds.
     pub jwks_cooldown_secs: u64,
     pub phases: Vec<PhaseReport>,
+    /// Peak resident memory of the server after every phase, in bytes.
+    pub server_peak_resident_bytes: Option<u64>,
 }
 
 /// One load phase with the CPU time both sides spent on it.
@@ -53,6 +55,8 @@ pub struct PhaseReport {
     pub server_cpu: Duration,
     /// CPU time of the bench process: load generator and demo IdP.
     pub client_cpu: Duration,
+    /// Bytes the server caused to be written to storage during the phase.
+    pub server_written_bytes: Option<u64>,
     /// Key set requests the IdP served during the phase.
     pub jwks_fetches: u64,
     pub result: PhaseResult,
@@ -72,6 +76,16 @@ impl PhaseReport {
             .ok()
             .filter(|count| *count > 0)?;
         Some(total / count)
+    }
+
+    /// Storage bytes written per expected response, e.g. `7.9 KiB`.
+    fn written_per_expected(&self) -> String {
+        match (self.server_written_bytes, self.expected_count()) {
+            (Some(bytes), count) if count > 0 => {
+                format!("{:.1} KiB", as_f64(bytes) / as_f64(count) / 1024.0)
+            }
+            _ => "-".into(),
+        }
     }
 
     fn unexpected(&self) -> String {
@@ -156,6 +170,13 @@ fn format_count(value: f64) -> String {
 )]
 fn as_f64(value: u64) -> f64 {
     value as f64
+}
+
+fn format_bytes(bytes: Option<u64>) -> String {
+    bytes.map_or_else(
+        || "unknown".into(),
+        |bytes| format!("{:.0} MiB", as_f64(bytes) / f64::from(1u32 << 20)),
+    )
 }
 
 fn ratio(numerator: Duration, denominator: Duration) -> f64 {
@@ -437,15 +458,21 @@ fn render_load(out: &mut String, load: &LoadSuite, crypto: Option<&CryptoFloor>)
     let _ = writeln!(
         out,
         "{} keep-alive connections from {} generator thread(s), {} s per phase after a warm-up. \
-         Latency covers every response of the phase.\n",
-        load.connections, load.client_threads, load.seconds
+         Latency covers every response of the phase. Peak resident memory of the server: {}.\n",
+        load.connections,
+        load.client_threads,
+        load.seconds,
+        format_bytes(load.server_peak_resident_bytes)
     );
     let _ = writeln!(
         out,
         "| Phase | Expected | Per second | vs success | p50 | p90 | p99 | max | Server CPU each | \
-         vs floor | Generator CPU each | Other outcomes | JWKS fetches |"
+         vs floor | Storage writes each | Generator CPU each | Other outcomes | JWKS fetches |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     let success_rate = load.success().map(PhaseReport::expected_rate);
     let floor = crypto.map(CryptoFloor::es256_exchange);
     for phase in &load.phases {
@@ -466,7 +493,8 @@ fn render_load(out: &mut String, load: &LoadSuite, crypto: Option<&CryptoFloor>)
         };
         let _ = writeln!(
             out,
-            "| {}{ran_out} | {} | {} | {versus} | {} | {} | {} | {} | {} | {versus_floor} | {} | {} | {} |",
+            "| {}{ran_out} | {} | {} | {versus} | {} | {} | {} | {} | {} | {versus_floor} | {} | {} | \
+             {} | {} |",
             phase.mode.name(),
             phase.expected_status,
             format_count(phase.expected_rate()),
@@ -475,6 +503,7 @@ fn render_load(out: &mut String, load: &LoadSuite, crypto: Option<&CryptoFloor>)
             format_duration(latency.p99),
             format_duration(latency.max),
             server.map_or_else(|| "-".into(), format_duration),
+            phase.written_per_expected(),
             phase
                 .per_expected(phase.client_cpu)
                 .map_or_else(|| "-".into(), format_duration),
@@ -527,9 +556,13 @@ fn render_scale(out: &mut String, scale: &ScaleReport) {
         let _ = writeln!(
             out,
             "- Revoke by subject through the admin API of one of two instances on the seeded \
-             file: HTTP {} after {}. Exchanges of the subject sent meanwhile, one at a time:",
+             file: HTTP {} after {}; that instance wrote {} to storage until the last probe, \
+             with a peak resident memory of {}. Exchanges of the subject sent meanwhile, one at \
+             a time:",
             timing.status,
             format_duration(timing.request),
+            format_bytes(timing.written_bytes),
+            format_bytes(timing.peak_resident_bytes),
         );
         for (name, probes) in [
             ("same instance", &timing.same_instance),

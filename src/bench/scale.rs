@@ -2,8 +2,8 @@
 //! statistics query, start-up to serving, and revocation by subject with its effect on the
 //! next exchange at two instances.
 //!
-//! Seeding bypasses the store on purpose: it writes the tables with bulk SQL inside SQLite,
-//! then rebuilds the counter tables that the store maintains (`token_counters`,
+//! Seeding bypasses the store on purpose and writes the tables with bulk SQL inside SQLite.
+//! It then rebuilds the counter tables that the store maintains (`token_counters`,
 //! `token_expiry_buckets`) from the rows, so statistics read exactly what a server that had
 //! recorded these tokens would read. Audit records and activity counters are not seeded,
 //! because none of the timed operations reads them.
@@ -41,7 +41,7 @@ const SEED_CHUNK: u64 = 1_000_000;
 const STATS_RUNS: usize = 21;
 /// Timed start-ups of a server on the seeded file.
 const STARTUP_RUNS: usize = 3;
-/// Longest wait, from the start of the revocation request, for an instance to reject the
+/// Maximum wait, from the start of the revocation request, for an instance to reject the
 /// revoked subject.
 const REJECTION_LIMIT: Duration = Duration::from_secs(120);
 /// Delay between two probes of an instance that still accepts the revoked subject.
@@ -50,7 +50,7 @@ const PROBE_POLL: Duration = Duration::from_millis(20);
 /// wait on a busy writer take longer each, so fewer are needed.
 const PROBES_PER_INSTANCE: usize = 1000;
 
-/// What the scale suite measured.
+/// Figures of the scale suite.
 #[derive(Debug, Clone)]
 pub struct ScaleReport {
     pub records: u64,
@@ -71,15 +71,19 @@ pub struct ScaleReport {
 /// Revocation by subject through the admin API of one of two instances on the seeded file.
 #[derive(Debug, Clone)]
 pub struct RevocationTiming {
-    /// Time until the admin API answered, and its HTTP status.
+    /// Time until the admin API responded, and the HTTP status of the response.
     pub request: Duration,
     pub status: u16,
-    /// Records the answer reports as revoked (absent unless the status is 200).
+    /// Records revoked, as the response reports them (absent unless the status is 200).
     pub revoked_count: Option<i64>,
     /// Probes of the instance that took the request.
     pub same_instance: ProbeResult,
     /// Probes of a second instance, which learns of the revocation through its change poll.
     pub other_instance: ProbeResult,
+    /// Peak resident memory of the instance that took the request, in bytes.
+    pub peak_resident_bytes: Option<u64>,
+    /// Bytes that instance caused to be written to storage from the request to the last probe.
+    pub written_bytes: Option<u64>,
 }
 
 /// Exchanges of the revoked subject sent to one instance from the start of the request.
@@ -87,9 +91,9 @@ pub struct RevocationTiming {
 pub struct ProbeResult {
     /// From the start of the request to the first rejection (HTTP 400).
     pub rejected_after: Option<Duration>,
-    /// The longest probe round trip: how long the instance stalled exchanges.
+    /// Maximum probe round trip: how long the instance stalled exchanges.
     pub slowest: Duration,
-    /// Answers by HTTP status, including the final rejection.
+    /// Responses by HTTP status, including the final rejection.
     pub statuses: BTreeMap<u16, u64>,
 }
 
@@ -164,22 +168,24 @@ async fn prepare_gateway(spec: &ServerSpec, idp: &HostedIdp) -> Result<Gateway, 
     result
 }
 
-async fn expect_status(
+/// Redeems the first of `tokens` and fails unless the status is `expected`. `check` names the
+/// exchange in the error message.
+pub(super) async fn expect_status(
     gateway: &Gateway,
     http: &reqwest::Client,
     tokens: &[String],
     expected: u16,
-    what: &str,
+    check: &str,
 ) -> Result<(), BenchError> {
     let Some(token) = tokens.first() else {
-        return Err(BenchError::Task(format!("no ID-JAG minted for {what}")));
+        return Err(BenchError::Task(format!("no ID-JAG minted for {check}")));
     };
     let status = gateway.redeem(http, token).await?;
     if status == expected {
         Ok(())
     } else {
         Err(BenchError::Server(format!(
-            "{what} returned HTTP {status}, expected {expected}"
+            "{check} returned HTTP {status}, expected {expected}"
         )))
     }
 }
@@ -292,6 +298,24 @@ async fn insert_chunk(
     let last_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM id_jag_tokens")
         .fetch_one(&mut *transaction)
         .await?;
+
+    insert_id_jags(&mut transaction, plan, (first, end), first_ms, step_ms).await?;
+    insert_access_tokens(&mut transaction, plan, last_id).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Inserts the ID-JAG records numbered `first..end`, generated inside SQLite. Record `n` is
+/// issued at `first_ms + n * step_ms`.
+async fn insert_id_jags(
+    conn: &mut SqliteConnection,
+    plan: &SeedPlan,
+    (first, end): (u64, u64),
+    first_ms: i64,
+    step_ms: i64,
+) -> Result<(), BenchError> {
+    let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+
     sqlx::query(
         "WITH RECURSIVE seq(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < ?2), \
          seeded AS (SELECT n, ?7 + n * ?8 AS at, \
@@ -306,21 +330,30 @@ async fn insert_chunk(
            CASE WHEN revoked THEN 'xaa-bench' END \
          FROM seeded",
     )
-    .bind(i64::try_from(first).unwrap_or(i64::MAX))
-    .bind(i64::try_from(end).unwrap_or(i64::MAX))
+    .bind(as_i64(first))
+    .bind(as_i64(end))
     .bind(plan.provider_id)
     .bind(plan.proxy_id)
-    .bind(i64::try_from(plan.subject_every).unwrap_or(i64::MAX))
+    .bind(as_i64(plan.subject_every))
     .bind(REVOKED_SUBJECT)
     .bind(first_ms)
     .bind(step_ms)
-    .bind(i64::try_from(REVOKED_ONE_IN).unwrap_or(i64::MAX))
-    .bind(i64::try_from(OTHER_SUBJECTS).unwrap_or(i64::MAX))
+    .bind(as_i64(REVOKED_ONE_IN))
+    .bind(as_i64(OTHER_SUBJECTS))
     .bind(super::server::IDP_CLIENT_ID)
     .bind(super::server::CLIENT_ID)
     .bind(SEED_ID_JAG_TTL_MS)
-    .execute(&mut *transaction)
+    .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Inserts one access token for every ID-JAG record after `last_id`, revoked with it.
+async fn insert_access_tokens(
+    conn: &mut SqliteConnection,
+    plan: &SeedPlan,
+    last_id: i64,
+) -> Result<(), BenchError> {
     sqlx::query(
         "INSERT INTO access_tokens (jti, id_jag_id, proxy_id, idp_provider_id, subject, \
            client_id, scopes, audience, issued_at, expires_at, revoked_at, revoke_reason, \
@@ -331,14 +364,14 @@ async fn insert_chunk(
          FROM id_jag_tokens WHERE id > ?3 ORDER BY id",
     )
     .bind(format!(
-        "https://xaa-bench.invalid/proxies/{}",
+        "{}/proxies/{}",
+        super::server::PUBLIC_URL,
         plan.proxy_id
     ))
     .bind(SEED_ACCESS_TOKEN_TTL_MS)
     .bind(last_id)
-    .execute(&mut *transaction)
+    .execute(&mut *conn)
     .await?;
-    transaction.commit().await?;
     Ok(())
 }
 
@@ -458,11 +491,12 @@ async fn revoke_and_probe(
     )
     .await?;
     let before = second_probes.split_off(PROBES_PER_INSTANCE);
-    let what = "an exchange at the second instance";
-    expect_status(&at_second, &admin.http, &before, 200, what).await?;
+    let check = "an exchange at the second instance";
+    expect_status(&at_second, &admin.http, &before, 200, check).await?;
 
     // The request and the probes of both instances run at once, so a request that outlives
     // the server's request timeout still shows when the revocation took effect.
+    let written_before = first.written_bytes();
     let started = Instant::now();
     let request = async {
         let answer = admin
@@ -489,6 +523,11 @@ async fn revoke_and_probe(
         revoked_count: answer.and_then(|body| body["revoked_count"].as_i64()),
         same_instance: same_instance?,
         other_instance: other_instance?,
+        peak_resident_bytes: first.peak_resident_bytes(),
+        written_bytes: first
+            .written_bytes()
+            .zip(written_before)
+            .map(|(after, before)| after.saturating_sub(before)),
     })
 }
 

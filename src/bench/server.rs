@@ -16,10 +16,10 @@ use super::{BenchError, machine};
 const ADMIN_TOKEN: &str = "xaa-bench-admin-token-not-secret";
 /// `server.public_url` of every instance, so instances sharing a database agree on the proxy
 /// issuers. Nothing connects to it: the `.invalid` domain never resolves.
-const PUBLIC_URL: &str = "https://xaa-bench.invalid";
+pub const PUBLIC_URL: &str = "https://xaa-bench.invalid";
 /// Delay between two `/healthz` probes while a server starts.
 const READY_POLL: Duration = Duration::from_millis(5);
-/// Longest wait for a server to exit after SIGTERM before it is killed.
+/// Maximum wait for a server to exit after SIGTERM before it is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(15);
 /// Client id of the mapping at the IdP, as minted ID-JAGs name it.
 pub const IDP_CLIENT_ID: &str = "bench-idp-client";
@@ -45,7 +45,7 @@ impl Workspace {
         Ok(Self { root, keep })
     }
 
-    /// A server data directory `name` inside the workspace, with its SQLite URL.
+    /// Creates the data directory `name` inside the workspace and returns its spec.
     pub fn server_spec(&self, name: &str) -> Result<ServerSpec, BenchError> {
         let data_dir = self.root.join(name);
         std::fs::create_dir_all(&data_dir)
@@ -69,7 +69,7 @@ impl Drop for Workspace {
     }
 }
 
-/// Where a server keeps its data.
+/// Data directory and database file of a server.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
     pub data_dir: PathBuf,
@@ -78,7 +78,7 @@ pub struct ServerSpec {
 }
 
 impl ServerSpec {
-    /// The sqlx URL of the database.
+    /// Returns the sqlx URL of the database.
     pub fn database_url(&self) -> String {
         format!("sqlite://{}", self.database.display())
     }
@@ -147,12 +147,12 @@ impl ServerProcess {
         })
     }
 
-    /// The public (OAuth) listener.
+    /// Returns the address of the public (OAuth) listener.
     pub fn public_addr(&self) -> SocketAddr {
         self.public_addr
     }
 
-    /// Polls `/healthz` until it answers 200 and returns the time since the spawn.
+    /// Polls `/healthz` until it returns 200 and returns the time since the spawn.
     pub async fn wait_ready(&self, limit: Duration) -> Result<Duration, BenchError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
@@ -168,7 +168,7 @@ impl ServerProcess {
             tokio::time::sleep(READY_POLL).await;
         }
         Err(BenchError::Server(format!(
-            "no healthy answer from {url} within {} s",
+            "no 200 response from {url} within {} s",
             limit.as_secs()
         )))
     }
@@ -176,6 +176,16 @@ impl ServerProcess {
     /// CPU time the server has used since it started.
     pub fn cpu_time(&self) -> Result<Duration, BenchError> {
         machine::cpu_time(self.child.id())
+    }
+
+    /// Bytes the server has caused to be written to storage so far.
+    pub fn written_bytes(&self) -> Option<u64> {
+        machine::written_bytes(self.child.id())
+    }
+
+    /// Peak resident memory of the server so far, in bytes.
+    pub fn peak_resident_bytes(&self) -> Option<u64> {
+        machine::peak_resident_bytes(self.child.id())
     }
 
     /// Sends SIGTERM and waits for a graceful exit, killing the process after [`STOP_LIMIT`].
@@ -219,7 +229,7 @@ impl Drop for ServerProcess {
 
 fn free_loopback_port() -> Result<SocketAddr, BenchError> {
     // NOTE: the port is released before the child binds it, so another process could take it
-    // in between; the child then fails to start and the bench reports it.
+    // in between. The child then fails to start, and the bench reports that.
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map_err(BenchError::io("find a free loopback port"))
@@ -233,7 +243,7 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client for `server`'s admin listener.
+    /// Creates a client for `server`'s admin listener.
     pub fn new(server: &ServerProcess) -> Result<Self, BenchError> {
         Ok(Self {
             http: reqwest::Client::builder()
@@ -244,8 +254,8 @@ impl AdminClient {
         })
     }
 
-    /// POSTs a JSON body to an admin API path and returns the HTTP status with the JSON
-    /// answer, if it is JSON.
+    /// POSTs a JSON body to an admin API path and returns the HTTP status with the response
+    /// body, when it is JSON.
     pub async fn post_status(
         &self,
         path: &str,
@@ -263,7 +273,7 @@ impl AdminClient {
         Ok((status, serde_json::from_str(&text).ok()))
     }
 
-    /// POSTs a JSON body to an admin API path and returns the JSON answer.
+    /// POSTs a JSON body to an admin API path and returns the JSON response.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, BenchError> {
         let response = self
             .http
@@ -282,7 +292,7 @@ impl AdminClient {
         }
         serde_json::from_str(&text).map_err(|error| BenchError::Admin {
             request: format!("POST {path}"),
-            detail: format!("invalid JSON answer: {error}"),
+            detail: format!("the response is not JSON: {error}"),
         })
     }
 
@@ -319,7 +329,7 @@ impl AdminClient {
             .as_str()
             .ok_or_else(|| BenchError::Admin {
                 request: format!("POST {mappings_path}"),
-                detail: "the answer has no client_secret".into(),
+                detail: "the response has no client_secret".into(),
             })?;
         let token_path = format!("/proxies/{proxy_id}/oauth2/token");
         Ok(Gateway {
@@ -336,7 +346,7 @@ impl AdminClient {
 fn id_field(value: &Value, name: &str, request: &str) -> Result<i64, BenchError> {
     value[name].as_i64().ok_or_else(|| BenchError::Admin {
         request: request.to_owned(),
-        detail: format!("the answer has no integer '{name}': {value}"),
+        detail: format!("the response has no integer '{name}': {value}"),
     })
 }
 
@@ -364,7 +374,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// The same gateway served by another instance on the same database.
+    /// Returns the same gateway served by another instance on the same database.
     pub fn on_instance(&self, server: &ServerProcess) -> Self {
         Self {
             token_url: format!("http://{}{}", server.public_addr, self.token_path),

@@ -78,16 +78,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5))
-            // Statement and savepoint journals stay in memory instead of temporary files. They
-            // only serve rollbacks inside a transaction; crash recovery uses the WAL.
-            .pragma(
-                "temp_store",
-                if std::env::var("EXPERIMENT_TEMP_FILE").is_ok() {
-                    "default"
-                } else {
-                    "memory"
-                },
-            );
+            // Statement journals (and the savepoint journal of a batch retried job by job) stay
+            // in memory instead of temporary files. They only serve rollbacks inside a
+            // transaction; crash recovery uses the WAL. The writer keeps them small because it
+            // runs no savepoint around jobs.
+            .pragma("temp_store", "memory");
         create_parent_dir(&options)?;
         restrict_file_mode(&options)?;
 

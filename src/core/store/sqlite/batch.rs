@@ -1,15 +1,14 @@
-//! The batched writes of the exchange path: ID-JAG records, access tokens, audit events and
-//! the statistics counters of every exchange and audit job in a run of the queue, written with
-//! a few multi-row statements instead of several statements per job.
+//! The batched writes of the exchange path. The ID-JAG records, access tokens, audit events and
+//! statistics counters of a run of consecutive exchange and audit jobs ([`Segment`]) are
+//! written with a few multi-row statements, not several statements per job.
 //!
 //! Each statement is a round trip to sqlx's SQLite worker thread, and those round trips, not
-//! SQLite itself, dominated the cost of an exchange. A run of consecutive exchange and audit
-//! jobs ([`Segment`]) therefore costs one upsert of all ID-JAG records plus one insert per
-//! table, whatever its length. Counter increments are summed in memory first.
+//! SQLite itself, dominated the cost of an exchange. A segment therefore costs one upsert of
+//! all ID-JAG records plus one insert per table, whatever its length. Counter increments are
+//! summed in memory first.
 //!
-//! A failing statement fails the whole segment, and the writer then rolls back the whole
-//! transaction, so no job of the group commit is acknowledged. Only an I/O or corruption error
-//! can fail these statements: keys are generated UUIDs and every value is bound.
+//! When a statement of a segment fails (for example on a duplicate access-token JTI), the
+//! segment is written again job by job, so only the job at fault gets the error.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,7 +27,7 @@ use crate::core::model::{AuditEventType, NewAuditEvent};
 /// default limit of 32,766 bound parameters.
 const ROWS_PER_STATEMENT: usize = 256;
 
-/// Where a batched job's result goes once its transaction has committed.
+/// Channel that receives a batched job's result once its transaction has committed.
 pub(super) type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
 /// An audit event ready to insert: its fields are serialized by the caller, off the writer.
@@ -154,11 +153,11 @@ impl Segment {
 
     /// Writes every job of the segment, first in its transaction, and returns them settled.
     ///
-    /// When a statement fails, the transaction is rolled back and begun again, and the jobs
-    /// are written one at a time, each inside a savepoint, so only the job at fault gets its
+    /// When a statement fails, the transaction is rolled back and begun again. The jobs are
+    /// then written one at a time, each inside a savepoint, so only the job at fault gets its
     /// error (for example `Conflict` on a duplicate access-token JTI) and leaves nothing
-    /// behind. `Err` means the transaction or savepoint statements themselves failed: every job
-    /// has then been failed and the caller must roll back.
+    /// behind. `Err` means the transaction or savepoint statements themselves failed. Every job
+    /// has then been failed, and the caller must roll back.
     pub(super) async fn write(self, conn: &mut SqliteConnection) -> Result<Vec<Settled>, ()> {
         let error = match self.write_rows(conn, Utc::now()).await {
             Ok(outcomes) => return Ok(self.settle(outcomes)),
