@@ -37,7 +37,7 @@ pub enum DemoError {
     Io(#[from] std::io::Error),
 }
 
-/// What to put in a minted ID-JAG.
+/// The claims of an ID-JAG to mint.
 #[derive(Debug, Clone, Deserialize)]
 pub struct MintRequest {
     /// The proxy's issuer identifier (`{public_url}/proxies/{id}`).

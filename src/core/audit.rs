@@ -1,6 +1,6 @@
 //! The audit log file: every audit event, one JSON object per line, in `<log_dir>/audit.jsonl`.
 //!
-//! The store holds the queryable copy; this file is what log shippers and SIEMs tail. Writes go
+//! The store contains the queryable copy; this file is what log shippers and SIEMs tail. Writes go
 //! through a non-blocking appender so the exchange never waits on file I/O.
 
 use std::io::Write;
@@ -23,7 +23,7 @@ pub struct AuditFile {
 impl AuditFile {
     /// Opens `<log_dir>/audit.jsonl` for appending, creating the directory. Returns `None` (and
     /// logs why) when the directory cannot be created, so a read-only disk does not stop the
-    /// server; the store still holds every event.
+    /// server; the store still contains every event.
     pub fn open(log_dir: &Path) -> Option<Self> {
         if let Err(error) = std::fs::create_dir_all(log_dir) {
             tracing::error!(%error, dir = %log_dir.display(), "cannot create the log directory; audit.jsonl is off");

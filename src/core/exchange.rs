@@ -6,7 +6,7 @@
 //! mapping lookup, scope and resource narrowing, subject revocation, and finally the atomic
 //! replay check in the store. Caller-controlled properties come before anything that depends
 //! on trust, so a rejection does not reveal whether an issuer is trusted. Every rejection
-//! carries a reason code for the audit log while the wire answer stays generic.
+//! carries a reason code for the audit log, while the wire response stays generic.
 
 pub mod claims;
 

@@ -12,7 +12,7 @@ use crate::core::Core;
 use crate::core::exchange::{ClientCredentials, ExchangeError, OAuthErrorCode};
 use crate::core::model::{AccessTokenRecord, AuditEventType, NewAuditEvent, Revocation};
 
-/// Who asks to introspect.
+/// The caller of an introspection request.
 #[derive(Debug, Clone)]
 pub enum IntrospectionCaller {
     /// A client of the proxy; it sees only tokens issued to itself.
@@ -95,7 +95,7 @@ impl Core {
     }
 
     /// Revokes an access token at the request of the client it was issued to (RFC 7009).
-    /// Unknown tokens and tokens of other clients are ignored: the answer is the same.
+    /// Unknown tokens and tokens of other clients are ignored, and the response is the same.
     pub async fn revoke_by_client(
         &self,
         proxy_id: i64,

@@ -18,7 +18,7 @@ pub enum ProviderKind {
     Oidc,
 }
 
-/// What a second presentation of the same ID-JAG (`iss`, `jti`) gets.
+/// The policy for a second presentation of the same ID-JAG (`iss`, `jti`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ReplayPolicy {
@@ -28,7 +28,7 @@ pub enum ReplayPolicy {
     ReuseUntilExpiry,
 }
 
-/// Kind of gateway proxy that a resource authorization server stands in front of.
+/// Kind of gateway proxy that a resource authorization server protects.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProxyKind {

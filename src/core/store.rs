@@ -101,7 +101,7 @@ pub struct NewAccessToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What the store decided for an [`ExchangeWrite`].
+/// The store's decision for an [`ExchangeWrite`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExchangeOutcome {
     /// The ID-JAG was recorded (or re-presented where allowed) and the access token stored.
@@ -145,7 +145,7 @@ pub trait Store: Send + Sync + 'static {
     async fn list_mappings(&self, proxy_id: Option<i64>) -> StoreResult<Vec<ClientMapping>>;
     async fn get_mapping(&self, proxy_id: i64, mapping_id: i64) -> StoreResult<ClientMapping>;
     /// Creates the mapping and, when `credential` is given and the client does not exist yet,
-    /// the client it names, with `audit`. The flag tells whether the credential was stored
+    /// the client it names, with `audit`. The flag is true when the credential was stored
     /// (false when another request created the client first).
     async fn create_mapping(
         &self,

@@ -191,7 +191,7 @@ impl TestServer {
     }
 }
 
-/// Form-urlencodes one value, as RFC 6749 §2.3.1 asks for Basic credentials.
+/// Form-urlencodes one value, as RFC 6749 §2.3.1 requires for Basic credentials.
 pub fn form_encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
