@@ -11,16 +11,18 @@ pub mod introspect;
 pub mod jose;
 pub mod jwks;
 pub mod keys;
+pub mod marking;
 pub mod metrics;
 pub mod model;
 pub mod snapshot;
 pub mod store;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use self::audit::AuditFile;
 use self::jwks::JwksCache;
@@ -105,6 +107,11 @@ struct Inner {
     metrics: Metrics,
     audit_file: Option<Arc<AuditFile>>,
     shutdown: watch::Sender<bool>,
+    /// Wakes the marking task after a revocation by subject.
+    marking: Notify,
+    /// Whether a background task marks pending subject revocations; without one (one-shot
+    /// commands), a revocation by subject marks its records before it returns.
+    marks_in_background: AtomicBool,
 }
 
 /// The handle to everything xaa does. Cheap to clone.
@@ -178,6 +185,8 @@ impl Core {
                 metrics: Metrics::default(),
                 audit_file,
                 shutdown,
+                marking: Notify::new(),
+                marks_in_background: AtomicBool::new(false),
             }),
         };
         Ok(core)
@@ -196,6 +205,28 @@ impl Core {
                 let Some(inner) = weak.upgrade() else { break };
                 let core = Self { inner };
                 core.reload_if_changed().await;
+            }
+        });
+
+        self.inner
+            .marks_in_background
+            .store(true, Ordering::Release);
+        let weak = Arc::downgrade(&self.inner);
+        let mut stop = self.inner.shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(RELOAD_POLL);
+            loop {
+                let Some(inner) = weak.upgrade() else { break };
+                let core = Self { inner };
+                if let Err(error) = core.mark_pending_subject_revocations().await {
+                    tracing::warn!(%error, "marking the records of a revoked subject failed");
+                }
+                let wake = async { core.inner.marking.notified().await };
+                tokio::select! {
+                    () = wake => {}
+                    _ = ticker.tick() => {}
+                    _ = stop.changed() => break,
+                }
             }
         });
 
@@ -291,6 +322,34 @@ impl Core {
             tracing::error!(%error, "writing audit events to the store failed");
         }
         self.write_audit_file(&events);
+    }
+
+    /// Has the `count` records of a subject revocation just recorded marked. A few (one
+    /// chunk) are marked now, so the statistics are exact when the caller gets its answer;
+    /// more are left to the background task when there is one.
+    pub(crate) async fn start_marking(
+        &self,
+        idp_provider_id: i64,
+        subject: &str,
+        count: i64,
+    ) -> CoreResult<()> {
+        let in_background = self.inner.marks_in_background.load(Ordering::Acquire);
+        if in_background && count > i64::from(marking::CHUNK) {
+            self.inner.marking.notify_one();
+            return Ok(());
+        }
+        let pending = self
+            .snapshot()
+            .pending_subject_revocations
+            .iter()
+            .find(|revocation| {
+                revocation.idp_provider_id == idp_provider_id && revocation.subject == subject
+            })
+            .cloned();
+        if let Some(revocation) = pending {
+            self.mark_subject_now(&revocation).await?;
+        }
+        Ok(())
     }
 
     /// Mirrors already stored audit events to `audit.jsonl`.

@@ -3,10 +3,14 @@
 
 mod common;
 
+use chrono::Utc;
 use common::idp::TestIdp;
 use common::server::{ADMIN_TOKEN, TestServer};
 use reqwest::Method;
 use serde_json::{Value, json};
+use xaa::core::model::{AuditEventType, NewAuditEvent, SubjectRevocation};
+use xaa::core::open_store;
+use xaa::core::store::{ExchangeWrite, NewAccessToken};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[expect(clippy::too_many_lines, reason = "one story, read top to bottom")]
@@ -129,5 +133,200 @@ async fn redeem_introspect_revoke_subject() {
     // No raw token is written to the audit file.
     let file = std::fs::read_to_string(server.dir.join("logs/audit.jsonl")).unwrap_or_default();
     assert!(!file.contains(&assertion[..40]));
+    server.stop().await;
+}
+
+/// Builds the store record of an exchange by `subject` that happened a second ago, as the
+/// exchange would write it, for tests that need many records quickly.
+fn seeded_exchange(provider: i64, proxy: i64, subject: &str, number: usize) -> ExchangeWrite {
+    let now = Utc::now() - chrono::Duration::seconds(1);
+    let jti = format!("{subject}-seeded-{number}");
+    ExchangeWrite {
+        idp_provider_id: provider,
+        proxy_id: proxy,
+        jti: jti.clone(),
+        subject: subject.into(),
+        client_id: "0oa-idp-client".into(),
+        client_id_at_resource_as: "gateway-client".into(),
+        scopes: vec!["mcp:tools".into()],
+        issued_at: now,
+        expires_at: now + chrono::Duration::minutes(5),
+        seen_at: now,
+        allow_reuse: false,
+        access_token: NewAccessToken {
+            jti: format!("at-{jti}"),
+            audience: "mcp-tools".into(),
+            issued_at: now,
+            expires_at: now + chrono::Duration::minutes(5),
+        },
+        success_audit: Vec::new(),
+    }
+}
+
+/// Waits up to 30 seconds for every pending subject revocation to be marked, then returns
+/// the proxy's revoked count.
+async fn revoked_after_marking(server: &TestServer, proxy: i64) -> i64 {
+    for _ in 0..300 {
+        let pending = server
+            .core
+            .store()
+            .pending_subject_revocations()
+            .await
+            .expect("pending revocations are listed");
+        if pending.is_empty() {
+            let stats = server.core.stats(Some(proxy)).await.expect("statistics");
+            return stats.id_jag_tokens.revoked;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the revocation was still pending after 30 seconds");
+}
+
+/// A revocation by subject answers with the count at once and takes effect everywhere the
+/// subject's tokens are read, while the records are marked in chunks behind it. A revocation
+/// left pending by a stopped instance is finished by the next one that starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::too_many_lines, reason = "one story, read top to bottom")]
+async fn revocation_by_subject_marks_records_behind_the_answer() {
+    let idp = TestIdp::start().await;
+    let dir = tempfile::tempdir().unwrap().keep();
+    let server = TestServer::start_in(&dir, |_| {}).await;
+    let provider = server.add_provider(idp.issuer(), json!({})).await;
+    let proxy = server.add_proxy("mcp-tools", json!({})).await;
+    let mapping = server
+        .add_mapping(
+            proxy,
+            provider,
+            "0oa-idp-client",
+            "gateway-client",
+            &["mcp:tools"],
+        )
+        .await;
+    let secret = mapping["client_secret"].as_str().unwrap().to_owned();
+
+    let assertion = idp.mint(&idp.claims(&server.issuer(proxy), "0oa-idp-client", "bob"));
+    let response = server
+        .redeem(proxy, "gateway-client", &secret, &assertion, &[])
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let access_token = body["access_token"].as_str().unwrap().to_owned();
+    // Three chunks' worth of records, and one record of another subject.
+    for number in 1..1_500 {
+        server
+            .core
+            .store()
+            .record_exchange(seeded_exchange(provider, proxy, "bob", number))
+            .await
+            .unwrap();
+    }
+    server
+        .core
+        .store()
+        .record_exchange(seeded_exchange(provider, proxy, "carol", 0))
+        .await
+        .unwrap();
+
+    let revoke = server
+        .admin(
+            Method::POST,
+            "/api/v1/xaa/revoke-tokens-by-subject",
+            Some(json!({"idp_provider_id": provider, "subject": "bob", "reason": "phished"})),
+        )
+        .await;
+    assert_eq!(revoke.status(), 200);
+    let revoked: Value = revoke.json().await.unwrap();
+    assert_eq!(revoked["revoked_count"], 1_500);
+
+    // Whether or not the marking has reached them, bob's tokens read as revoked.
+    let introspection: Value = server
+        .http
+        .post(format!("{}/oauth2/introspect", server.issuer(proxy)))
+        .basic_auth("gateway-client", Some(&secret))
+        .form(&[("token", access_token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspection, json!({"active": false}));
+    let active: Vec<Value> = server
+        .admin(
+            Method::GET,
+            &format!("/api/v1/xaa/tokens?subject=bob&status=active&proxy_id={proxy}"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(active, Vec::<Value>::new());
+    let lineage: Value = server
+        .admin(Method::GET, "/api/v1/xaa/tokens/bob-seeded-7", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lineage[0]["id_jag"]["revocation"]["reason"], "phished");
+    assert_eq!(
+        lineage[0]["access_tokens"][0]["revocation"]["reason"],
+        "phished"
+    );
+
+    assert_eq!(revoked_after_marking(&server, proxy).await, 1_500);
+    let carol = server
+        .core
+        .store()
+        .find_id_jags_by_jti("carol-seeded-0")
+        .await
+        .unwrap();
+    assert_eq!(carol[0].revocation, None);
+    let marked = server
+        .core
+        .store()
+        .get_access_token("at-bob-seeded-1499")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        marked.revocation.unwrap().reason.as_deref(),
+        Some("phished")
+    );
+    server.stop().await;
+
+    // A revocation recorded while no instance runs is marked by the next one to start.
+    let store = open_store(&format!("sqlite://{}", dir.join("xaa.db").display()))
+        .await
+        .unwrap();
+    for number in 0..700 {
+        store
+            .record_exchange(seeded_exchange(provider, proxy, "dave", number))
+            .await
+            .unwrap();
+    }
+    let revocation = SubjectRevocation {
+        idp_provider_id: provider,
+        subject: "dave".into(),
+        revoked_at: Utc::now(),
+        reason: Some("left the company".into()),
+        revoked_by: None,
+    };
+    let audit = NewAuditEvent {
+        event_type: AuditEventType::XaaTokensRevokedBySubject,
+        actor: "test".into(),
+        proxy_id: None,
+        idp_provider_id: Some(provider),
+        reason_code: None,
+        fields: serde_json::Map::new(),
+    };
+    assert_eq!(
+        store.revoke_subject(&revocation, &audit).await.unwrap(),
+        700
+    );
+    store.close().await;
+
+    let server = TestServer::start_in(&dir, |_| {}).await;
+    assert_eq!(revoked_after_marking(&server, proxy).await, 2_200);
     server.stop().await;
 }

@@ -35,6 +35,7 @@ async fn sqlite_store_story() {
 
     let second = open_store(&url).await.unwrap();
     replay_across_instances(Arc::clone(&store), Arc::clone(&second)).await;
+    subject_marking(Arc::clone(&store), Arc::clone(&second)).await;
     second.close().await;
     store.close().await;
 }
@@ -64,6 +65,7 @@ async fn postgres_store_story() {
         (Ok(store), Ok(second)) => tokio::spawn(async move {
             story(Arc::clone(&store)).await;
             replay_across_instances(Arc::clone(&store), Arc::clone(&second)).await;
+            subject_marking(Arc::clone(&store), Arc::clone(&second)).await;
             second.close().await;
             store.close().await;
         })
@@ -749,6 +751,29 @@ async fn story(store: Arc<dyn Store>) {
         .unwrap();
     revocation_generation += 1;
     assert_eq!(count, 1);
+    assert_eq!(
+        store.pending_subject_revocations().await.unwrap(),
+        std::slice::from_ref(&subject_revocation)
+    );
+    let record_b = &store.find_id_jags_by_jti("jti-b").await.unwrap()[0];
+    assert_eq!(
+        record_b.revocation, None,
+        "the records are marked after the revocation is recorded"
+    );
+    let progress = store
+        .mark_subject_revocation(&subject_revocation, 0, 500)
+        .await
+        .unwrap();
+    revocation_generation += 1;
+    assert_eq!((progress.marked, progress.done), (1, true));
+    assert_eq!(progress.last_id, record_b.id);
+    assert!(
+        store
+            .pending_subject_revocations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let record_b = &store.find_id_jags_by_jti("jti-b").await.unwrap()[0];
     assert_eq!(
         record_b.revocation.as_ref().unwrap().reason.as_deref(),
@@ -766,6 +791,12 @@ async fn story(store: Arc<dyn Store>) {
         .unwrap();
     revocation_generation += 1;
     assert_eq!(count, 0);
+    let progress = store
+        .mark_subject_revocation(&subject_revocation, 0, 500)
+        .await
+        .unwrap();
+    revocation_generation += 1;
+    assert_eq!((progress.marked, progress.done), (0, true));
     let subject_fields = audit_of_type(store, AuditEventType::XaaTokensRevokedBySubject).await;
     assert_eq!(subject_fields.len(), 2);
     assert_eq!(subject_fields[0]["count"], json!(0));
@@ -1132,4 +1163,139 @@ async fn replay_across_instances(first: Arc<dyn Store>, second: Arc<dyn Store>) 
         .id_jag_tokens
         .total;
     assert_eq!(total_after, total_before + 1);
+}
+
+/// Marks the records of a revoked subject in chunks: first one instance alone, then two
+/// instances on the same database at once. Each covered record is marked once, records
+/// issued after the revocation and other subjects' records stay as they were, and the
+/// counters move by exactly the marked records.
+#[expect(clippy::too_many_lines, reason = "one story, read top to bottom")]
+async fn subject_marking(first: Arc<dyn Store>, second: Arc<dyn Store>) {
+    let provider = first
+        .create_provider(&provider_row("marking-idp", "https://marking.example/"))
+        .await
+        .unwrap();
+    let proxy = first
+        .create_proxy(
+            &NewProxy {
+                name: "marking-proxy".into(),
+                kind: ProxyKind::Mcp,
+                resource: None,
+                require_resource: None,
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let seen_at = now_ms();
+    let record = |jti: &str, subject: &str, issued_at: DateTime<Utc>| {
+        let mut write = presentation(provider.id, proxy.id, jti, subject, seen_at);
+        write.issued_at = issued_at;
+        write
+    };
+    for number in 0..5 {
+        first
+            .record_exchange(record(&format!("trudy-{number}"), "trudy", seen_at))
+            .await
+            .unwrap();
+    }
+    for number in 0..11 {
+        first
+            .record_exchange(record(&format!("mallory-{number}"), "mallory", seen_at))
+            .await
+            .unwrap();
+    }
+    first
+        .record_exchange(record("oscar-0", "oscar", seen_at))
+        .await
+        .unwrap();
+    let stats_before = first.stats(Some(proxy.id), seen_at).await.unwrap();
+    assert_eq!(stats_before.id_jag_tokens.active, 17);
+
+    // One instance, chunks of three: three, then two and done.
+    let revoked_at = seen_at + Duration::milliseconds(5);
+    let trudy = SubjectRevocation {
+        idp_provider_id: provider.id,
+        subject: "trudy".into(),
+        revoked_at,
+        reason: Some("stolen laptop".into()),
+        revoked_by: Some("story".into()),
+    };
+    let audit = event(AuditEventType::XaaTokensRevokedBySubject, None, provider.id);
+    assert_eq!(first.revoke_subject(&trudy, &audit).await.unwrap(), 5);
+    let progress = first.mark_subject_revocation(&trudy, 0, 3).await.unwrap();
+    assert_eq!((progress.marked, progress.done), (3, false));
+    let progress = first
+        .mark_subject_revocation(&trudy, progress.last_id, 3)
+        .await
+        .unwrap();
+    assert_eq!((progress.marked, progress.done), (2, true));
+
+    // Two instances at once, chunks of two, after a record issued past the revocation.
+    let mallory = SubjectRevocation {
+        subject: "mallory".into(),
+        ..trudy.clone()
+    };
+    assert_eq!(first.revoke_subject(&mallory, &audit).await.unwrap(), 11);
+    first
+        .record_exchange(record(
+            "mallory-new",
+            "mallory",
+            revoked_at + Duration::seconds(1),
+        ))
+        .await
+        .unwrap();
+    let mut markers = Vec::new();
+    for store in [Arc::clone(&first), Arc::clone(&second)] {
+        let mallory = mallory.clone();
+        markers.push(tokio::spawn(async move {
+            let (mut marked, mut after_id) = (0, 0);
+            for _ in 0..50 {
+                let progress = store
+                    .mark_subject_revocation(&mallory, after_id, 2)
+                    .await
+                    .unwrap();
+                marked += progress.marked;
+                if progress.done {
+                    return marked;
+                }
+                after_id = progress.last_id;
+            }
+            panic!("marking did not finish in 50 chunks");
+        }));
+    }
+    let mut marked = 0;
+    for marker in markers {
+        marked += marker.await.unwrap();
+    }
+    assert_eq!(marked, 11, "each record is marked once");
+    assert!(
+        first
+            .pending_subject_revocations()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    for number in 0..11 {
+        let jti = format!("mallory-{number}");
+        let record = &first.find_id_jags_by_jti(&jti).await.unwrap()[0];
+        let revocation = record.revocation.as_ref().unwrap();
+        assert_eq!(revocation.reason.as_deref(), Some("stolen laptop"));
+        let token = first
+            .get_access_token(&format!("at-{jti}-1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(token.revocation.is_some(), "{jti}: its access token too");
+    }
+    let later = &first.find_id_jags_by_jti("mallory-new").await.unwrap()[0];
+    assert_eq!(later.revocation, None, "issued after the revocation");
+    let oscar = &first.find_id_jags_by_jti("oscar-0").await.unwrap()[0];
+    assert_eq!(oscar.revocation, None, "another subject");
+
+    let stats = first.stats(Some(proxy.id), seen_at).await.unwrap();
+    assert_eq!(stats.id_jag_tokens.total, 18);
+    assert_eq!(stats.id_jag_tokens.revoked, 16);
+    assert_eq!(stats.id_jag_tokens.active, 2);
 }

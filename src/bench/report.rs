@@ -404,6 +404,14 @@ fn render_revocation_targets(out: &mut String, scale: &ScaleReport) {
                 .is_some_and(|at| at <= TARGET_REVOKE + TARGET_PROPAGATION)
         )
     );
+    let _ = writeln!(
+        out,
+        "| Records marked revoked and counted in the statistics (from the request) | \
+         none; done after the answer | {} | — |",
+        timing
+            .marked_after
+            .map_or_else(|| "not within 120 s".to_owned(), format_duration),
+    );
 }
 
 fn render_crypto(out: &mut String, crypto: &CryptoFloor) {
@@ -563,6 +571,19 @@ fn render_scale(out: &mut String, scale: &ScaleReport) {
             format_duration(timing.request),
             format_bytes(timing.written_bytes),
             format_bytes(timing.peak_resident_bytes),
+        );
+        let bystanders: Vec<String> = timing
+            .bystander
+            .statuses
+            .iter()
+            .map(|(status, count)| format!("{count} × {status}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  - another subject at the same instance, from the request until the marking was \
+             done: answers {}; slowest answer {}.",
+            bystanders.join(", "),
+            format_duration(timing.bystander.slowest),
         );
         for (name, probes) in [
             ("same instance", &timing.same_instance),

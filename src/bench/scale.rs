@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -24,6 +25,10 @@ use super::{BenchArgs, BenchError, STARTUP_LIMIT};
 use crate::core::store::Store;
 use crate::core::store::sqlite::SqliteStore;
 
+/// A subject with no seeded records, whose exchanges run beside the revocation.
+const BYSTANDER_SUBJECT: &str = "bystander@example.com";
+/// Most bystander exchanges sent during one revocation.
+const BYSTANDER_PROBES: usize = 6_000;
 /// The subject whose records are revoked.
 const REVOKED_SUBJECT: &str = "revoked-user@example.com";
 /// Distinct subjects of the other seeded records.
@@ -46,6 +51,8 @@ const STARTUP_RUNS: usize = 3;
 const REJECTION_LIMIT: Duration = Duration::from_secs(120);
 /// Delay between two probes of an instance that still accepts the revoked subject.
 const PROBE_POLL: Duration = Duration::from_millis(20);
+/// Pause between reads of the statistics while the revoked records are marked.
+const MARKING_POLL: Duration = Duration::from_millis(50);
 /// Probes minted per instance: enough for a probe every [`PROBE_POLL`] for 20 s. Probes that
 /// wait on a busy writer take longer each, so fewer are needed.
 const PROBES_PER_INSTANCE: usize = 1000;
@@ -80,6 +87,12 @@ pub struct RevocationTiming {
     pub same_instance: ProbeResult,
     /// Probes of a second instance, which learns of the revocation through its change poll.
     pub other_instance: ProbeResult,
+    /// From the start of the request until the statistics counted every record revoked,
+    /// which the instances do after the answer, in chunks.
+    pub marked_after: Option<Duration>,
+    /// Exchanges of another subject at the instance that took the request, sent one at a
+    /// time from the request until the marking was done.
+    pub bystander: ProbeResult,
     /// Peak resident memory of the instance that took the request, in bytes.
     pub peak_resident_bytes: Option<u64>,
     /// Bytes that instance caused to be written to storage from the request to the last probe.
@@ -479,6 +492,13 @@ async fn revoke_and_probe(
     let spec = MintSpec::for_subject(gateway, REVOKED_SUBJECT);
     let mut first_probes = idp.mint_batch(&spec, PROBES_PER_INSTANCE + 1).await?;
     let mut second_probes = idp.mint_batch(&spec, PROBES_PER_INSTANCE + 1).await?;
+    let bystander_probes = idp
+        .mint_batch(
+            &MintSpec::for_subject(gateway, BYSTANDER_SUBJECT),
+            BYSTANDER_PROBES,
+        )
+        .await?;
+    let revoked_before = revoked_records(&admin).await?;
 
     // Both instances accept the subject before the revocation.
     let before = first_probes.split_off(PROBES_PER_INSTANCE);
@@ -497,6 +517,7 @@ async fn revoke_and_probe(
     // The request and the probes of both instances run at once, so a request that outlives
     // the server's request timeout still shows when the revocation took effect.
     let written_before = first.written_bytes();
+    let marking_done = AtomicBool::new(false);
     let started = Instant::now();
     let request = async {
         let answer = admin
@@ -506,12 +527,29 @@ async fn revoke_and_probe(
                         "reason": "benchmark", "revoked_by": "xaa-bench"}),
             )
             .await;
-        (answer, started.elapsed())
+        let answered = started.elapsed();
+        let count = answer
+            .as_ref()
+            .ok()
+            .and_then(|(_, body)| body.as_ref()?["revoked_count"].as_i64());
+        let marked = match count {
+            Some(count) => wait_for_marking(&admin, revoked_before + count, started).await,
+            None => Ok(None),
+        };
+        marking_done.store(true, Ordering::Release);
+        (answer, answered, marked)
     };
-    let ((answer, request), same_instance, other_instance) = tokio::join!(
+    let ((answer, request, marked_after), same_instance, other_instance, bystander) = tokio::join!(
         request,
         probe_until_rejected(&at_first, &admin.http, first_probes, started),
         probe_until_rejected(&at_second, &admin.http, second_probes, started),
+        probe_while(
+            &at_first,
+            &admin.http,
+            bystander_probes,
+            &marking_done,
+            started
+        ),
     );
     let (status, answer) = answer?;
     if status != 200 {
@@ -523,12 +561,64 @@ async fn revoke_and_probe(
         revoked_count: answer.and_then(|body| body["revoked_count"].as_i64()),
         same_instance: same_instance?,
         other_instance: other_instance?,
+        marked_after: marked_after?,
+        bystander: bystander?,
         peak_resident_bytes: first.peak_resident_bytes(),
         written_bytes: first
             .written_bytes()
             .zip(written_before)
             .map(|(after, before)| after.saturating_sub(before)),
     })
+}
+
+/// Records counted as revoked by the statistics of all proxies.
+async fn revoked_records(admin: &AdminClient) -> Result<i64, BenchError> {
+    let stats = admin.get("/api/v1/xaa/stats").await?;
+    stats["id_jag_tokens"]["revoked"]
+        .as_i64()
+        .ok_or_else(|| BenchError::Admin {
+            request: "GET /api/v1/xaa/stats".into(),
+            detail: format!("no id_jag_tokens.revoked in {stats}"),
+        })
+}
+
+/// Polls the statistics until they count `expected` revoked records; returns the time from
+/// `started`, or `None` when that takes longer than the rejection limit.
+async fn wait_for_marking(
+    admin: &AdminClient,
+    expected: i64,
+    started: Instant,
+) -> Result<Option<Duration>, BenchError> {
+    while started.elapsed() <= REJECTION_LIMIT {
+        if revoked_records(admin).await? >= expected {
+            return Ok(Some(started.elapsed()));
+        }
+        tokio::time::sleep(MARKING_POLL).await;
+    }
+    Ok(None)
+}
+
+/// Redeems probes one after another until `stop` is set, the probes run out or the rejection
+/// limit passes.
+async fn probe_while(
+    gateway: &Gateway,
+    http: &reqwest::Client,
+    probes: Vec<String>,
+    stop: &AtomicBool,
+    started: Instant,
+) -> Result<ProbeResult, BenchError> {
+    let mut result = ProbeResult::default();
+    for probe in probes {
+        if stop.load(Ordering::Acquire) || started.elapsed() > REJECTION_LIMIT {
+            break;
+        }
+        let sent_at = Instant::now();
+        let status = gateway.redeem(http, &probe).await?;
+        result.slowest = result.slowest.max(sent_at.elapsed());
+        *result.statuses.entry(status).or_default() += 1;
+        tokio::time::sleep(PROBE_POLL).await;
+    }
+    Ok(result)
 }
 
 /// Redeems probes of the revoked subject one after another until one is rejected.

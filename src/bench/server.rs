@@ -273,6 +273,28 @@ impl AdminClient {
         Ok((status, serde_json::from_str(&text).ok()))
     }
 
+    /// GETs an admin API path and returns the JSON response.
+    pub async fn get(&self, path: &str) -> Result<Value, BenchError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        if !status.is_success() {
+            return Err(BenchError::Admin {
+                request: format!("GET {path}"),
+                detail: format!("HTTP {status}: {text}"),
+            });
+        }
+        serde_json::from_str(&text).map_err(|error| BenchError::Admin {
+            request: format!("GET {path}"),
+            detail: format!("the response is not JSON: {error}"),
+        })
+    }
+
     /// POSTs a JSON body to an admin API path and returns the JSON response.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, BenchError> {
         let response = self

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 
 use crate::core::exchange::claims::{is_jti_text, is_scope_token};
 use crate::core::model::{
-    AuditEvent, AuditEventType, AuditQuery, ClientMapping, IdJagRecord, NewAuditEvent, NewMapping,
-    NewProvider, NewProxy, Provider, ProviderPatch, Proxy, ProxyKind, ProxyPatch, Revocation,
-    SubjectRevocation, TokenQuery, XaaStats,
+    AccessTokenRecord, AuditEvent, AuditEventType, AuditQuery, ClientMapping, IdJagRecord,
+    NewAuditEvent, NewMapping, NewProvider, NewProxy, Provider, ProviderPatch, Proxy, ProxyKind,
+    ProxyPatch, Revocation, SubjectRevocation, TokenQuery, XaaStats,
 };
 use crate::core::store::{NewClientCredential, ProviderRow};
 use crate::core::{Core, CoreError, CoreResult};
@@ -584,6 +584,7 @@ impl Core {
         audit.fields.insert("count".into(), count.into());
         self.write_audit_file(&[audit]);
         self.reload().await?;
+        self.start_marking(idp_provider_id, subject, count).await?;
         tracing::info!(idp_provider_id, count, "tokens revoked by subject");
         Ok(RevokeSubjectResult {
             idp_provider_id,
@@ -650,7 +651,57 @@ impl Core {
                 "status '{status}' is not one of: active, revoked, expired"
             )));
         }
-        Ok(self.store().list_id_jags(query).await?)
+        let mut records = self.store().list_id_jags(query).await?;
+        let snapshot = self.snapshot();
+        let mut newly_covered = false;
+        for record in &mut records {
+            if record.revocation.is_none() {
+                record.revocation = snapshot.covering_revocation(
+                    record.idp_provider_id,
+                    &record.subject,
+                    record.issued_at,
+                );
+                newly_covered |= record.revocation.is_some();
+            }
+        }
+        // Records of a subject revoked moments ago are not marked yet, so the store can still
+        // list them as active.
+        if newly_covered && query.status.as_deref() == Some("active") {
+            records.retain(|record| record.revocation.is_none());
+        }
+        Ok(records)
+    }
+
+    /// The ID-JAG records with this JTI (one per provider that issued it), each with the
+    /// access tokens minted from it.
+    pub async fn token_lineage(
+        &self,
+        jti: &str,
+    ) -> CoreResult<Vec<(IdJagRecord, Vec<AccessTokenRecord>)>> {
+        check_jti_format(jti)?;
+        let snapshot = self.snapshot();
+        let mut lineage = Vec::new();
+        for mut record in self.store().find_id_jags_by_jti(jti).await? {
+            let mut access_tokens = self.store().list_access_tokens(record.id).await?;
+            if record.revocation.is_none() {
+                record.revocation = snapshot.covering_revocation(
+                    record.idp_provider_id,
+                    &record.subject,
+                    record.issued_at,
+                );
+            }
+            for token in &mut access_tokens {
+                if token.revocation.is_none() {
+                    token.revocation = snapshot.covering_revocation(
+                        token.idp_provider_id,
+                        &token.subject,
+                        token.issued_at,
+                    );
+                }
+            }
+            lineage.push((record, access_tokens));
+        }
+        Ok(lineage)
     }
 
     /// Audit events matching the filter, newest first.

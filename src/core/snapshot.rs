@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::core::model::{ClientMapping, Provider, Proxy};
+use crate::core::model::{ClientMapping, Provider, Proxy, Revocation, SubjectRevocation};
 use crate::core::store::{Store, StoreResult};
 
 /// Digest compared when a client id is unknown, so both paths do the same work.
@@ -26,7 +26,9 @@ pub struct Snapshot {
     providers_by_issuer: HashMap<String, i64>,
     mappings: HashMap<i64, Vec<ClientMapping>>,
     client_digests: HashMap<(i64, String), Vec<u8>>,
-    subject_revocations: HashMap<(i64, String), DateTime<Utc>>,
+    subject_revocations: HashMap<(i64, String), SubjectRevocation>,
+    /// Subject revocations whose records are still being marked.
+    pub pending_subject_revocations: Vec<SubjectRevocation>,
     /// The store's (configuration, revocation) generations this view was built from.
     pub generations: (i64, i64),
 }
@@ -40,6 +42,7 @@ impl Snapshot {
         let mappings = store.list_mappings(None).await?;
         let clients = store.list_clients().await?;
         let revocations = store.list_subject_revocations().await?;
+        let pending = store.pending_subject_revocations().await?;
 
         let mut snapshot = Self {
             generations,
@@ -67,11 +70,12 @@ impl Snapshot {
             .into_iter()
             .map(|revocation| {
                 (
-                    (revocation.idp_provider_id, revocation.subject),
-                    revocation.revoked_at,
+                    (revocation.idp_provider_id, revocation.subject.clone()),
+                    revocation,
                 )
             })
             .collect();
+        snapshot.pending_subject_revocations = pending;
         Ok(snapshot)
     }
 
@@ -117,8 +121,35 @@ impl Snapshot {
 
     /// When the subject was revoked at this provider, if it was.
     pub fn subject_revoked_at(&self, provider_id: i64, subject: &str) -> Option<DateTime<Utc>> {
+        self.subject_revocation(provider_id, subject)
+            .map(|revocation| revocation.revoked_at)
+    }
+
+    /// The revocation of the subject at this provider, if it was revoked.
+    pub fn subject_revocation(
+        &self,
+        provider_id: i64,
+        subject: &str,
+    ) -> Option<&SubjectRevocation> {
         self.subject_revocations
             .get(&(provider_id, subject.to_owned()))
-            .copied()
+    }
+
+    /// The revocation that covers a record of this subject issued at `issued_at`, if any.
+    /// Records are marked some seconds after their subject is revoked; until then, this is
+    /// what tells that they are revoked.
+    pub fn covering_revocation(
+        &self,
+        provider_id: i64,
+        subject: &str,
+        issued_at: DateTime<Utc>,
+    ) -> Option<Revocation> {
+        self.subject_revocation(provider_id, subject)
+            .filter(|revocation| issued_at <= revocation.revoked_at)
+            .map(|revocation| Revocation {
+                revoked_at: revocation.revoked_at,
+                reason: revocation.reason.clone(),
+                revoked_by: revocation.revoked_by.clone(),
+            })
     }
 }

@@ -124,6 +124,17 @@ pub struct JtiRevocationOutcome {
     pub already_revoked: i64,
 }
 
+/// Result of one chunk of [`Store::mark_subject_revocation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkProgress {
+    /// ID-JAG records this chunk marked as revoked.
+    pub marked: u64,
+    /// Highest record id this chunk marked; the next chunk starts after it.
+    pub last_id: i64,
+    /// Whether the revocation has no records left to mark.
+    pub done: bool,
+}
+
 /// The persistence operations of xaa.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -191,13 +202,28 @@ pub trait Store: Send + Sync + 'static {
         revocation: &Revocation,
         audit: &NewAuditEvent,
     ) -> StoreResult<JtiRevocationOutcome>;
-    /// Records a subject revocation and revokes that subject's ID-JAGs and access tokens.
-    /// Returns the number of ID-JAG records newly revoked.
+    /// Records a subject revocation, pending, and returns how many unrevoked ID-JAG records of
+    /// the subject it covers (those issued at or before it). The records themselves are left
+    /// to [`Store::mark_subject_revocation`], so the answer does not wait for them: the
+    /// snapshot of every instance rejects the subject from its next reload.
     async fn revoke_subject(
         &self,
         revocation: &SubjectRevocation,
         audit: &NewAuditEvent,
     ) -> StoreResult<i64>;
+    /// Subject revocations whose records are not all marked yet.
+    async fn pending_subject_revocations(&self) -> StoreResult<Vec<SubjectRevocation>>;
+    /// Marks, in one transaction, up to `limit` unrevoked ID-JAG records that a pending
+    /// revocation covers and whose id is above `after_id`, their access tokens too, and moves
+    /// them to revoked in the statistics counters. When fewer than `limit` were left, the
+    /// revocation stops being pending (unless it was renewed meanwhile) and the revocation
+    /// generation moves. Safe to run from several instances at once.
+    async fn mark_subject_revocation(
+        &self,
+        revocation: &SubjectRevocation,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<MarkProgress>;
     /// Revokes one access token (RFC 7009); returns false when it does not exist.
     async fn revoke_access_token(&self, jti: &str, revocation: &Revocation) -> StoreResult<bool>;
     async fn list_subject_revocations(&self) -> StoreResult<Vec<SubjectRevocation>>;

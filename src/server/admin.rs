@@ -496,13 +496,7 @@ async fn token_lineage(
     State(state): State<AppState>,
     Path(jti): Path<String>,
 ) -> ApiResult<Response> {
-    crate::core::admin::check_jti_format(&jti)?;
-    let records = state
-        .core
-        .store()
-        .find_id_jags_by_jti(&jti)
-        .await
-        .map_err(CoreError::from)?;
+    let records = state.core.token_lineage(&jti).await?;
     if records.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -510,16 +504,10 @@ async fn token_lineage(
             format!("no ID-JAG with jti '{jti}' is recorded"),
         ));
     }
-    let mut lineage = Vec::new();
-    for record in records {
-        let access_tokens = state
-            .core
-            .store()
-            .list_access_tokens(record.id)
-            .await
-            .map_err(CoreError::from)?;
-        lineage.push(json!({ "id_jag": record, "access_tokens": access_tokens }));
-    }
+    let lineage: Vec<_> = records
+        .into_iter()
+        .map(|(record, access_tokens)| json!({ "id_jag": record, "access_tokens": access_tokens }))
+        .collect();
     Ok(Json(lineage).into_response())
 }
 

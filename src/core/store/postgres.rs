@@ -18,11 +18,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 
 use super::{
-    ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, NewClientCredential,
-    ProviderRow, Store, StoreError, StoreResult, StoredPresentation, apply_provider_patch,
-    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, join_words,
-    jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of, opt_from_millis,
-    parse_text, proxy_update_error, repeat_presentation_outcome, split_words,
+    ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, MarkProgress,
+    NewClientCredential, ProviderRow, Store, StoreError, StoreResult, StoredPresentation,
+    apply_provider_patch, audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis,
+    join_words, jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of,
+    opt_from_millis, parse_text, proxy_update_error, repeat_presentation_outcome, split_words,
     subject_revocation_audit,
 };
 use crate::core::model::{
@@ -523,10 +523,10 @@ async fn revoke_subject_job(
     let at = millis(revocation.revoked_at);
     sqlx::query(
         "INSERT INTO subject_revocations (idp_provider_id, subject, revoked_at, reason, \
-         revoked_by) VALUES ($1, $2, $3, $4, $5) \
+         revoked_by, pending) VALUES ($1, $2, $3, $4, $5, TRUE) \
          ON CONFLICT (idp_provider_id, subject) DO UPDATE SET \
          revoked_at = GREATEST(subject_revocations.revoked_at, excluded.revoked_at), \
-         reason = excluded.reason, revoked_by = excluded.revoked_by",
+         reason = excluded.reason, revoked_by = excluded.revoked_by, pending = TRUE",
     )
     .bind(revocation.idp_provider_id)
     .bind(&revocation.subject)
@@ -535,36 +535,113 @@ async fn revoke_subject_job(
     .bind(&revocation.revoked_by)
     .execute(&mut *conn)
     .await?;
-
-    let revoked = sqlx::query(
-        "UPDATE id_jag_tokens SET revoked_at = $1, revoke_reason = $2, revoked_by = $3 \
-         WHERE idp_provider_id = $4 AND subject = $5 AND revoked_at IS NULL \
-         RETURNING proxy_id, expires_at",
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM id_jag_tokens WHERE idp_provider_id = $1 AND subject = $2 \
+         AND revoked_at IS NULL AND issued_at <= $3",
     )
-    .bind(at)
-    .bind(&revocation.reason)
-    .bind(&revocation.revoked_by)
     .bind(revocation.idp_provider_id)
     .bind(&revocation.subject)
-    .fetch_all(&mut *conn)
-    .await?;
-    count_revoked(conn, &revoked_records(&revoked)?).await?;
-    sqlx::query(
-        "UPDATE access_tokens SET revoked_at = $1, revoke_reason = $2, revoked_by = $3 \
-         WHERE idp_provider_id = $4 AND subject = $5 AND revoked_at IS NULL",
-    )
     .bind(at)
-    .bind(&revocation.reason)
-    .bind(&revocation.revoked_by)
-    .bind(revocation.idp_provider_id)
-    .bind(&revocation.subject)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-
     bump_revocation_generation(conn).await?;
-    let count = i64::try_from(revoked.len()).unwrap_or(i64::MAX);
     insert_audit(conn, &subject_revocation_audit(audit, count)).await?;
     Ok(count)
+}
+
+/// Whether any record the revocation covers is still unrevoked.
+async fn covers_unmarked(
+    conn: &mut PgConnection,
+    revocation: &SubjectRevocation,
+) -> StoreResult<bool> {
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM id_jag_tokens WHERE idp_provider_id = $1 \
+         AND subject = $2 AND revoked_at IS NULL AND issued_at <= $3)",
+    )
+    .bind(revocation.idp_provider_id)
+    .bind(&revocation.subject)
+    .bind(millis(revocation.revoked_at))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(found)
+}
+
+async fn mark_subject_job(
+    conn: &mut PgConnection,
+    revocation: &SubjectRevocation,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<MarkProgress> {
+    let at = millis(revocation.revoked_at);
+    // SKIP LOCKED lets instances that mark the same revocation at once take different rows
+    // instead of queueing behind each other. The rows are picked in a CTE, which PostgreSQL
+    // runs once: a LIMIT in an `IN (...)` subquery of an UPDATE can be run again and pick
+    // more rows.
+    let marked = sqlx::query(
+        "WITH picked AS (SELECT id FROM id_jag_tokens \
+                         WHERE idp_provider_id = $4 AND subject = $5 AND id > $6 \
+                         AND revoked_at IS NULL AND issued_at <= $1 ORDER BY id LIMIT $7 \
+                         FOR UPDATE SKIP LOCKED) \
+         UPDATE id_jag_tokens SET revoked_at = $1, revoke_reason = $2, revoked_by = $3 \
+         FROM picked WHERE id_jag_tokens.id = picked.id AND id_jag_tokens.revoked_at IS NULL \
+         RETURNING id_jag_tokens.id, id_jag_tokens.proxy_id, id_jag_tokens.expires_at",
+    )
+    .bind(at)
+    .bind(&revocation.reason)
+    .bind(&revocation.revoked_by)
+    .bind(revocation.idp_provider_id)
+    .bind(&revocation.subject)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids = marked
+        .iter()
+        .map(|row| row.try_get::<i64, _>("id"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !ids.is_empty() {
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = $1, revoke_reason = $2, revoked_by = $3 \
+             WHERE id_jag_id = ANY($4) AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(&revocation.reason)
+        .bind(&revocation.revoked_by)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+        count_revoked(conn, &revoked_records(&marked)?).await?;
+    }
+
+    let done = marked.len() < usize::try_from(limit).unwrap_or(usize::MAX)
+        && !covers_unmarked(conn, revocation).await?;
+    if done {
+        let cleared = sqlx::query(
+            "UPDATE subject_revocations SET pending = FALSE \
+             WHERE idp_provider_id = $1 AND subject = $2 AND revoked_at = $3 AND pending",
+        )
+        .bind(revocation.idp_provider_id)
+        .bind(&revocation.subject)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        if cleared.rows_affected() > 0 {
+            bump_revocation_generation(conn).await?;
+        }
+    }
+    // A short chunk that leaves records unmarked met rows another instance held, or rows
+    // recorded behind the walk: the next chunk walks again from the start.
+    let full = marked.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+    let last_id = if full || done {
+        ids.iter().copied().max().unwrap_or(after_id)
+    } else {
+        0
+    };
+    Ok(MarkProgress {
+        marked: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+        last_id,
+        done,
+    })
 }
 
 async fn update_provider_job(
@@ -1139,6 +1216,28 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(exists)
+    }
+
+    async fn pending_subject_revocations(&self) -> StoreResult<Vec<SubjectRevocation>> {
+        let rows = sqlx::query(
+            "SELECT * FROM subject_revocations WHERE pending \
+             ORDER BY idp_provider_id, subject",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(subject_revocation_from_row).collect()
+    }
+
+    async fn mark_subject_revocation(
+        &self,
+        revocation: &SubjectRevocation,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<MarkProgress> {
+        let mut tx = self.pool.begin().await?;
+        let progress = mark_subject_job(&mut tx, revocation, after_id, limit).await?;
+        tx.commit().await?;
+        Ok(progress)
     }
 
     async fn list_subject_revocations(&self) -> StoreResult<Vec<SubjectRevocation>> {

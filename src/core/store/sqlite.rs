@@ -13,6 +13,7 @@
 mod batch;
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -30,11 +31,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::batch::{AuditRow, Batched, PreparedExchange, Segment, Settled};
 use super::{
-    ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, NewClientCredential,
-    ProviderRow, Store, StoreError, StoreResult, apply_provider_patch, audit_fields_from_text,
-    audit_fields_to_text, clamp_limit, from_millis, join_words, jti_revocation_audit, map_error,
-    mapping_created_audit, millis, minute_of, opt_from_millis, parse_text, proxy_update_error,
-    split_words, subject_revocation_audit,
+    ExchangeOutcome, ExchangeWrite, JtiRevocationOutcome, MAPPING_SELECT, MarkProgress,
+    NewClientCredential, ProviderRow, Store, StoreError, StoreResult, apply_provider_patch,
+    audit_fields_from_text, audit_fields_to_text, clamp_limit, from_millis, join_words,
+    jti_revocation_audit, map_error, mapping_created_audit, millis, minute_of, opt_from_millis,
+    parse_text, proxy_update_error, split_words, subject_revocation_audit,
 };
 use crate::core::model::{
     AccessTokenRecord, ActivityPoint, AuditEvent, AuditEventType, AuditQuery, ClientMapping,
@@ -598,10 +599,10 @@ async fn revoke_subject_job(
     let at = millis(revocation.revoked_at);
     sqlx::query(
         "INSERT INTO subject_revocations (idp_provider_id, subject, revoked_at, reason, \
-         revoked_by) VALUES (?, ?, ?, ?, ?) \
+         revoked_by, pending) VALUES (?, ?, ?, ?, ?, 1) \
          ON CONFLICT (idp_provider_id, subject) DO UPDATE SET \
          revoked_at = max(revoked_at, excluded.revoked_at), reason = excluded.reason, \
-         revoked_by = excluded.revoked_by",
+         revoked_by = excluded.revoked_by, pending = 1",
     )
     .bind(revocation.idp_provider_id)
     .bind(&revocation.subject)
@@ -610,61 +611,128 @@ async fn revoke_subject_job(
     .bind(&revocation.revoked_by)
     .execute(&mut *conn)
     .await?;
-
-    // Move the subject's unrevoked records to revoked in the counters with two set-based
-    // statements, whatever the number of proxies and expiry minutes they span.
-    sqlx::query(
-        "UPDATE token_counters SET revoked = revoked + grouped.n \
-         FROM (SELECT proxy_id, count(*) AS n FROM id_jag_tokens \
-               WHERE idp_provider_id = ?1 AND subject = ?2 AND revoked_at IS NULL \
-               GROUP BY proxy_id) AS grouped \
-         WHERE token_counters.proxy_id = grouped.proxy_id",
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM id_jag_tokens WHERE idp_provider_id = ? AND subject = ? \
+         AND revoked_at IS NULL AND issued_at <= ?",
     )
     .bind(revocation.idp_provider_id)
     .bind(&revocation.subject)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE token_expiry_buckets SET unrevoked = unrevoked - grouped.n \
-         FROM (SELECT proxy_id, expires_at / 60000 AS minute, count(*) AS n FROM id_jag_tokens \
-               WHERE idp_provider_id = ?1 AND subject = ?2 AND revoked_at IS NULL \
-               GROUP BY proxy_id, minute) AS grouped \
-         WHERE token_expiry_buckets.proxy_id = grouped.proxy_id \
-         AND token_expiry_buckets.minute = grouped.minute",
-    )
-    .bind(revocation.idp_provider_id)
-    .bind(&revocation.subject)
-    .execute(&mut *conn)
-    .await?;
-
-    let revoked = sqlx::query(
-        "UPDATE id_jag_tokens SET revoked_at = ?, revoke_reason = ?, revoked_by = ? \
-         WHERE idp_provider_id = ? AND subject = ? AND revoked_at IS NULL",
-    )
     .bind(at)
-    .bind(&revocation.reason)
-    .bind(&revocation.revoked_by)
-    .bind(revocation.idp_provider_id)
-    .bind(&revocation.subject)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    sqlx::query(
-        "UPDATE access_tokens SET revoked_at = ?, revoke_reason = ?, revoked_by = ? \
-         WHERE idp_provider_id = ? AND subject = ? AND revoked_at IS NULL",
-    )
-    .bind(at)
-    .bind(&revocation.reason)
-    .bind(&revocation.revoked_by)
-    .bind(revocation.idp_provider_id)
-    .bind(&revocation.subject)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-
     bump_generation(conn).await?;
-    let count = i64::try_from(revoked).unwrap_or(i64::MAX);
     insert_audit(conn, &subject_revocation_audit(audit, count)).await?;
     Ok(count)
+}
+
+/// Whether any record the revocation covers is still unrevoked.
+async fn covers_unmarked(
+    conn: &mut SqliteConnection,
+    revocation: &SubjectRevocation,
+) -> StoreResult<bool> {
+    let found: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM id_jag_tokens WHERE idp_provider_id = ? \
+         AND subject = ? AND revoked_at IS NULL AND issued_at <= ?)",
+    )
+    .bind(revocation.idp_provider_id)
+    .bind(&revocation.subject)
+    .bind(millis(revocation.revoked_at))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(found)
+}
+
+async fn mark_subject_job(
+    conn: &mut SqliteConnection,
+    revocation: &SubjectRevocation,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<MarkProgress> {
+    let at = millis(revocation.revoked_at);
+    // The subject index ends with the rowid, so the walk from `after_id` reads only the
+    // entries it has not seen yet.
+    let marked = sqlx::query(
+        "UPDATE id_jag_tokens SET revoked_at = ?1, revoke_reason = ?2, revoked_by = ?3 \
+         WHERE revoked_at IS NULL AND id IN (SELECT id FROM id_jag_tokens \
+                      WHERE idp_provider_id = ?4 AND subject = ?5 AND id > ?6 \
+                      AND revoked_at IS NULL AND issued_at <= ?1 ORDER BY id LIMIT ?7) \
+         RETURNING id, proxy_id, expires_at",
+    )
+    .bind(at)
+    .bind(&revocation.reason)
+    .bind(&revocation.revoked_by)
+    .bind(revocation.idp_provider_id)
+    .bind(&revocation.subject)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut ids = Vec::with_capacity(marked.len());
+    let mut groups: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for row in &marked {
+        ids.push(row.try_get::<i64, _>("id")?);
+        let proxy_id: i64 = row.try_get("proxy_id")?;
+        let expires_at: i64 = row.try_get("expires_at")?;
+        *groups.entry((proxy_id, minute_of(expires_at))).or_default() += 1;
+    }
+    if !ids.is_empty() {
+        let ids_json = serde_json::to_string(&ids)
+            .map_err(|error| StoreError::Corrupt(format!("record ids: {error}")))?;
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ?, revoke_reason = ?, revoked_by = ? \
+             WHERE id_jag_id IN (SELECT value FROM json_each(?)) AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(&revocation.reason)
+        .bind(&revocation.revoked_by)
+        .bind(ids_json)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ((proxy_id, minute), count) in groups {
+        count_revoked(conn, proxy_id, minute, count).await?;
+    }
+
+    let done = marked.len() < usize::try_from(limit).unwrap_or(usize::MAX)
+        && !covers_unmarked(conn, revocation).await?;
+    if done {
+        let cleared = sqlx::query(
+            "UPDATE subject_revocations SET pending = 0 \
+             WHERE idp_provider_id = ? AND subject = ? AND revoked_at = ? AND pending = 1",
+        )
+        .bind(revocation.idp_provider_id)
+        .bind(&revocation.subject)
+        .bind(at)
+        .execute(&mut *conn)
+        .await?;
+        if cleared.rows_affected() > 0 {
+            bump_generation(conn).await?;
+        }
+    }
+    // A short chunk that leaves records unmarked met rows another instance held, or rows
+    // recorded behind the walk: the next chunk walks again from the start.
+    let full = marked.len() == usize::try_from(limit).unwrap_or(usize::MAX);
+    let last_id = if full || done {
+        ids.iter().copied().max().unwrap_or(after_id)
+    } else {
+        0
+    };
+    Ok(MarkProgress {
+        marked: u64::try_from(ids.len()).unwrap_or(u64::MAX),
+        last_id,
+        done,
+    })
+}
+
+fn subject_revocation_from_row(row: &SqliteRow) -> StoreResult<SubjectRevocation> {
+    Ok(SubjectRevocation {
+        idp_provider_id: row.try_get("idp_provider_id")?,
+        subject: row.try_get("subject")?,
+        revoked_at: from_millis(row.try_get("revoked_at")?)?,
+        reason: row.try_get("reason")?,
+        revoked_by: row.try_get("revoked_by")?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1243,21 +1311,34 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn pending_subject_revocations(&self) -> StoreResult<Vec<SubjectRevocation>> {
+        let rows = sqlx::query(
+            "SELECT * FROM subject_revocations WHERE pending = 1 \
+             ORDER BY idp_provider_id, subject",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(subject_revocation_from_row).collect()
+    }
+
+    async fn mark_subject_revocation(
+        &self,
+        revocation: &SubjectRevocation,
+        after_id: i64,
+        limit: u32,
+    ) -> StoreResult<MarkProgress> {
+        let revocation = revocation.clone();
+        self.write(move |conn| {
+            Box::pin(async move { mark_subject_job(conn, &revocation, after_id, limit).await })
+        })
+        .await
+    }
+
     async fn list_subject_revocations(&self) -> StoreResult<Vec<SubjectRevocation>> {
         let rows = sqlx::query("SELECT * FROM subject_revocations")
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SubjectRevocation {
-                    idp_provider_id: row.try_get("idp_provider_id")?,
-                    subject: row.try_get("subject")?,
-                    revoked_at: from_millis(row.try_get("revoked_at")?)?,
-                    reason: row.try_get("reason")?,
-                    revoked_by: row.try_get("revoked_by")?,
-                })
-            })
-            .collect()
+        rows.iter().map(subject_revocation_from_row).collect()
     }
 
     async fn generations(&self) -> StoreResult<(i64, i64)> {
