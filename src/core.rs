@@ -334,7 +334,7 @@ impl Core {
         count: i64,
     ) -> CoreResult<()> {
         let in_background = self.inner.marks_in_background.load(Ordering::Acquire);
-        if in_background && count > i64::from(marking::CHUNK) {
+        if in_background && count > i64::from(marking::MARK_AT_ONCE) {
             self.inner.marking.notify_one();
             return Ok(());
         }

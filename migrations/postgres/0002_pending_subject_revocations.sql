@@ -6,3 +6,7 @@ ALTER TABLE subject_revocations ADD COLUMN pending BOOLEAN NOT NULL DEFAULT FALS
 -- only the entries after the previous one instead of sorting them all.
 DROP INDEX id_jag_tokens_subject;
 CREATE INDEX id_jag_tokens_subject ON id_jag_tokens (idp_provider_id, subject, id);
+
+-- Access tokens are marked through their ID-JAG record (id_jag_id), so nothing looks them up
+-- by subject any more, and this index cost a write to a random page on every exchange.
+DROP INDEX access_tokens_subject;

@@ -350,7 +350,7 @@ impl Core {
         let issuer = self.config().proxy_issuer(proxy.id);
         let audience = resource.clone().unwrap_or_else(|| issuer.clone());
         let expires_at = self.access_token_expiry(now, validated.times.exp);
-        let token_jti = uuid::Uuid::new_v4().to_string();
+        let token_jti = uuid::Uuid::now_v7().to_string();
         let scope = scopes.join(" ");
 
         let access_token = self

@@ -3,27 +3,35 @@
 //! A revocation by subject commits its `subject_revocations` row and returns. Every instance
 //! rejects the subject from its snapshot from then on. This module marks the subject's ID-JAG
 //! and access-token records as revoked afterwards, and moves the statistics counters, in
-//! chunks of [`CHUNK`] records with one short transaction each. Exchanges are written between
-//! chunks, so a subject with a hundred thousand records does not hold the store for seconds.
-//! Introspection and token listings check the snapshot's subject revocations, so a record is
-//! reported as revoked before it is marked.
+//! chunks with one short transaction each. A chunk is sized to take about 20 ms, and
+//! exchanges are written between chunks, so a subject with a hundred thousand records does
+//! not hold the store for seconds. Introspection and token listings check the snapshot's
+//! subject revocations, so a record is reported as revoked before it is marked.
 //!
-//! A revocation that covers at most one chunk is marked before the call returns, so the
-//! statistics are exact when the operator reads them. One-shot commands have no background
-//! task, so they mark every revocation before they return.
+//! A revocation that covers at most [`MARK_AT_ONCE`] records is marked before the call
+//! returns, so the statistics are exact when the operator reads them. One-shot commands have
+//! no background task, so they mark every revocation before they return.
 //!
 //! Every instance with background tasks marks pending revocations: after it records one,
 //! after a reload finds one recorded elsewhere, and at start-up, which resumes marking that a
 //! stopped instance left unfinished. Instances that mark the same revocation at once split
 //! the work, and each record is marked once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::core::model::SubjectRevocation;
 use crate::core::{Core, CoreResult};
 
-/// ID-JAG records marked per transaction.
-pub const CHUNK: u32 = 500;
+/// Most records a revocation may cover to be marked before the call returns.
+pub const MARK_AT_ONCE: u32 = 500;
+/// Records in the first chunk of a background marking.
+const FIRST_CHUNK: u32 = 100;
+/// Bounds of the chunk size.
+const MIN_CHUNK: u32 = 25;
+const MAX_CHUNK: u32 = 2_000;
+/// Time one chunk should take. Exchanges wait behind at most one chunk in the SQLite
+/// writer's queue, so this bounds the delay marking adds to them.
+const CHUNK_TARGET: Duration = Duration::from_millis(20);
 /// Pause between chunks, so writes queued behind one go first.
 const PAUSE: Duration = Duration::from_millis(5);
 /// Pause before walking a revocation again when another instance held some of its records.
@@ -44,7 +52,7 @@ impl Core {
         let mut marked = 0;
         let mut finished = false;
         for revocation in &pending {
-            let (count, done) = self.mark_subject(revocation).await?;
+            let (count, done) = self.mark_subject(revocation, FIRST_CHUNK).await?;
             marked += count;
             finished |= done;
         }
@@ -58,7 +66,7 @@ impl Core {
     /// Records that other instances keep busy for longer are left to a later round.
     pub(crate) async fn mark_subject_now(&self, revocation: &SubjectRevocation) -> CoreResult<()> {
         for _ in 0..MAX_ROUNDS_NOW {
-            let (_, done) = self.mark_subject(revocation).await?;
+            let (_, done) = self.mark_subject(revocation, MARK_AT_ONCE).await?;
             if done {
                 return self.reload().await;
             }
@@ -70,17 +78,24 @@ impl Core {
         Ok(())
     }
 
-    /// Marks the records of one revocation; returns how many it marked and whether none is
-    /// left.
-    async fn mark_subject(&self, revocation: &SubjectRevocation) -> CoreResult<(u64, bool)> {
+    /// Marks the records of one revocation, starting with chunks of `chunk` records and
+    /// sizing the next ones so that each takes about [`CHUNK_TARGET`]; returns how many it
+    /// marked and whether none is left.
+    async fn mark_subject(
+        &self,
+        revocation: &SubjectRevocation,
+        mut chunk: u32,
+    ) -> CoreResult<(u64, bool)> {
         let mut marked = 0;
         let mut after_id = 0;
         let mut walks = 1;
         loop {
+            let started = Instant::now();
             let progress = self
                 .store()
-                .mark_subject_revocation(revocation, after_id, CHUNK)
+                .mark_subject_revocation(revocation, after_id, chunk)
                 .await?;
+            chunk = next_chunk(chunk, started.elapsed());
             marked += progress.marked;
             if progress.done {
                 tracing::info!(
@@ -101,5 +116,32 @@ impl Core {
             }
             after_id = progress.last_id;
         }
+    }
+}
+
+/// Sizes the next chunk from the time the last one took: half as many records when it took
+/// over twice the target, twice as many when it took under half.
+fn next_chunk(chunk: u32, took: Duration) -> u32 {
+    let next = if took > CHUNK_TARGET * 2 {
+        chunk / 2
+    } else if took < CHUNK_TARGET / 2 {
+        chunk.saturating_mul(2)
+    } else {
+        chunk
+    };
+    next.clamp(MIN_CHUNK, MAX_CHUNK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_size_follows_the_time_taken() {
+        assert_eq!(next_chunk(100, Duration::from_millis(100)), 50);
+        assert_eq!(next_chunk(100, Duration::from_millis(20)), 100);
+        assert_eq!(next_chunk(100, Duration::from_millis(2)), 200);
+        assert_eq!(next_chunk(MIN_CHUNK, Duration::from_secs(1)), MIN_CHUNK);
+        assert_eq!(next_chunk(MAX_CHUNK, Duration::ZERO), MAX_CHUNK);
     }
 }
