@@ -1,13 +1,15 @@
-//! `xaa bench`: measures the token endpoint, the rejection paths, the store at scale and the
-//! signature floor, and renders the figures as a Markdown report.
+//! `xaa bench`: measures the token endpoint, the rejection paths, the store at scale, the
+//! dashboard and the signature floor, and renders the figures as a Markdown report.
 //!
 //! The server under test is `xaa serve` started from the running executable as a child process
 //! with a temporary data directory, so its CPU time can be read from `/proc/<pid>/stat`. The
 //! bench process hosts the demo IdP, mints every ID-JAG before a phase starts and drives the
-//! token endpoint over keep-alive HTTP/1.1 connections. Everything listens and connects on
-//! 127.0.0.1 only, and every phase is bounded in time and in request count.
+//! token endpoint over keep-alive HTTP/1.1 connections. The dashboard suite runs the
+//! dashboard from the same executable in a tmux session of its own. Everything listens and
+//! connects on 127.0.0.1 only, and every phase is bounded in time and in request count.
 
 mod crypto;
+mod dashboard;
 mod idp;
 mod load;
 mod machine;
@@ -64,6 +66,17 @@ pub struct BenchArgs {
     /// Seeded records that belong to the subject revoked by the scale suite.
     #[arg(long, default_value_t = 100_000)]
     pub subject_records: u64,
+    /// Also run the dashboard suite: time redraws of the dashboard over one proxy with many
+    /// client mappings, then measure the idle CPU and memory of `xaa` in a tmux session.
+    #[arg(long)]
+    pub dashboard: bool,
+    /// Client mappings of the proxy the dashboard suite draws.
+    #[arg(long, default_value_t = 10_000)]
+    pub dashboard_mappings: u64,
+    /// Length of the dashboard's measured idle window, in seconds. The default equals the
+    /// dashboard's default refresh period, so the window includes one reload of the mappings.
+    #[arg(long, default_value_t = 30)]
+    pub dashboard_idle_seconds: u64,
     /// Write the Markdown report to this file as well as to stdout.
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -145,6 +158,12 @@ pub enum BenchError {
     Crypto(String),
     #[error("a benchmark task failed: {0}")]
     Task(String),
+    #[error("a core operation failed: {0}")]
+    Core(#[from] crate::core::CoreError),
+    #[error("the dashboard suite failed: {0}")]
+    Dashboard(String),
+    #[error("interrupted by SIGINT; the dashboard's tmux session was stopped")]
+    Interrupted,
 }
 
 impl BenchError {
@@ -192,6 +211,12 @@ impl BenchArgs {
         if self.scale && (self.subject_records == 0 || self.subject_records > self.scale_records) {
             return invalid("--subject-records must be between 1 and --scale-records");
         }
+        if self.dashboard && !(1..=1_000_000).contains(&self.dashboard_mappings) {
+            return invalid("--dashboard-mappings must be between 1 and 1,000,000");
+        }
+        if self.dashboard && !(1..=600).contains(&self.dashboard_idle_seconds) {
+            return invalid("--dashboard-idle-seconds must be between 1 and 600");
+        }
         Ok(())
     }
 
@@ -223,6 +248,9 @@ pub async fn run(args: BenchArgs) -> Result<String, BenchError> {
     }
     if args.scale {
         report.scale = Some(scale::run(&args, &workspace).await?);
+    }
+    if args.dashboard {
+        report.dashboard = Some(dashboard::run(&args, &workspace).await?);
     }
 
     let text = report.render();

@@ -15,9 +15,6 @@ use xaa::config::{Config, DEFAULT_CONFIG_TOML};
 use xaa::core::Core;
 use xaa::server::{self, AppState};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> Result<()> {
     install_error_reports()?;

@@ -73,8 +73,19 @@ pub fn own_cpu_time() -> Result<Duration, BenchError> {
 
 /// Peak resident memory of a process (`VmHWM`), in bytes, or `None` when unreadable.
 pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM")
+}
+
+/// Resident memory of a process now (`VmRSS`), in bytes, or `None` when unreadable.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS")
+}
+
+/// Reads a `/proc/<pid>/status` field given in kB, such as `VmRSS:  1234 kB`, as bytes, or
+/// `None` when unreadable.
+pub fn status_bytes(pid: u32, name: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = field(&status, "VmHWM")?
+    let kib = field(&status, name)?
         .split_whitespace()
         .next()?
         .parse::<u64>()
@@ -87,6 +98,43 @@ pub fn peak_resident_bytes(pid: u32) -> Option<u64> {
 pub fn written_bytes(pid: u32) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
     field(&io, "write_bytes")?.parse().ok()
+}
+
+/// Scheduler times of one thread, from `/proc/thread-self/schedstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadTimes {
+    /// Time on a CPU.
+    pub on_cpu: Duration,
+    /// Time runnable but waiting for a CPU, e.g. while other processes ran.
+    pub waiting: Duration,
+}
+
+impl ThreadTimes {
+    /// Returns the times spent between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            on_cpu: self.on_cpu.saturating_sub(earlier.on_cpu),
+            waiting: self.waiting.saturating_sub(earlier.waiting),
+        }
+    }
+}
+
+/// Reads the scheduler times of the calling thread, or `None` where the kernel does not
+/// provide `/proc/thread-self/schedstat`.
+pub fn thread_times() -> Option<ThreadTimes> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    parse_schedstat(&text)
+}
+
+/// Parses `schedstat`: nanoseconds on a CPU, nanoseconds waiting, then a count of time slices.
+fn parse_schedstat(text: &str) -> Option<ThreadTimes> {
+    let mut fields = text.split_whitespace();
+    let on_cpu = fields.next()?.parse().ok()?;
+    let waiting = fields.next()?.parse().ok()?;
+    Some(ThreadTimes {
+        on_cpu: Duration::from_nanos(on_cpu),
+        waiting: Duration::from_nanos(waiting),
+    })
 }
 
 fn read_cpu_time(path: &str) -> Result<Duration, BenchError> {
@@ -133,6 +181,25 @@ mod tests {
     #[test]
     fn peak_resident_bytes_reads_own_status() {
         assert!(peak_resident_bytes(std::process::id()).is_some_and(|bytes| bytes > 0));
+    }
+
+    #[test]
+    fn resident_bytes_reads_own_status() {
+        assert!(resident_bytes(std::process::id()).is_some_and(|bytes| bytes > 0));
+    }
+
+    #[test]
+    fn parse_schedstat_reads_nanoseconds() {
+        let times = parse_schedstat("1500000 250000 12\n");
+        assert_eq!(
+            times.map(|times| times.on_cpu),
+            Some(Duration::from_micros(1500))
+        );
+        assert_eq!(
+            times.map(|times| times.waiting),
+            Some(Duration::from_micros(250))
+        );
+        assert_eq!(parse_schedstat("garbage"), None);
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! The Markdown report: every figure next to its target, and the ratios between figures of
 //! the same run (rejections to successes, server CPU to the crypto floor).
 
+mod dashboard;
+
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::Mode;
 use super::crypto::{CryptoFloor, Rate};
+use super::dashboard::DashboardReport;
 use super::load::PhaseResult;
 use super::machine::Machine;
 use super::scale::ScaleReport;
@@ -32,6 +35,7 @@ pub struct Report {
     pub crypto: Option<CryptoFloor>,
     pub load: Option<LoadSuite>,
     pub scale: Option<ScaleReport>,
+    pub dashboard: Option<DashboardReport>,
 }
 
 /// The load phases of one run, against one server.
@@ -195,6 +199,7 @@ impl Report {
             crypto: None,
             load: None,
             scale: None,
+            dashboard: None,
         }
     }
 
@@ -211,6 +216,9 @@ impl Report {
         }
         if let Some(scale) = &self.scale {
             render_scale(&mut out, scale);
+        }
+        if let Some(dashboard) = &self.dashboard {
+            dashboard::render(&mut out, dashboard);
         }
         out
     }
@@ -246,6 +254,9 @@ impl Report {
         }
         if let Some(scale) = &self.scale {
             render_scale_targets(out, scale);
+        }
+        if let Some(dashboard) = &self.dashboard {
+            dashboard::render_targets(out, dashboard);
         }
         let _ = writeln!(out);
     }
