@@ -324,9 +324,10 @@ impl Core {
         self.write_audit_file(&events);
     }
 
-    /// Has the `count` records of a subject revocation just recorded marked. A few (one
-    /// chunk) are marked now, so the statistics are exact when the caller gets its answer;
-    /// more are left to the background task when there is one.
+    /// Starts marking the `count` records of a subject revocation just recorded. Up to
+    /// [`marking::MARK_AT_ONCE`] records are marked before this returns, so the statistics
+    /// are exact when the caller reads them. More go to the background task, or are marked
+    /// before this returns when there is none.
     pub(crate) async fn start_marking(
         &self,
         idp_provider_id: i64,

@@ -11,7 +11,7 @@ use super::crypto::{CryptoFloor, Rate};
 use super::dashboard::DashboardReport;
 use super::load::PhaseResult;
 use super::machine::Machine;
-use super::scale::ScaleReport;
+use super::scale::{ProbeResult, ScaleReport};
 
 /// Successful exchanges per second to reach.
 const TARGET_EXCHANGES_PER_SECOND: f64 = 10_000.0;
@@ -583,28 +583,17 @@ fn render_scale(out: &mut String, scale: &ScaleReport) {
             format_bytes(timing.written_bytes),
             format_bytes(timing.peak_resident_bytes),
         );
-        let bystanders: Vec<String> = timing
-            .bystander
-            .statuses
-            .iter()
-            .map(|(status, count)| format!("{count} × {status}"))
-            .collect();
         let _ = writeln!(
             out,
             "  - another subject at the same instance, from the request until the marking was \
              done: answers {}; slowest answer {}.",
-            bystanders.join(", "),
+            format_statuses(&timing.bystander),
             format_duration(timing.bystander.slowest),
         );
         for (name, probes) in [
             ("same instance", &timing.same_instance),
             ("second instance", &timing.other_instance),
         ] {
-            let statuses: Vec<String> = probes
-                .statuses
-                .iter()
-                .map(|(status, count)| format!("{count} × {status}"))
-                .collect();
             let _ = writeln!(
                 out,
                 "  - {name}: first rejection {} after the request started; answers {}; slowest \
@@ -612,12 +601,22 @@ fn render_scale(out: &mut String, scale: &ScaleReport) {
                 probes
                     .rejected_after
                     .map_or_else(|| "never".into(), format_duration),
-                statuses.join(", "),
+                format_statuses(probes),
                 format_duration(probes.slowest),
             );
         }
     }
     let _ = writeln!(out);
+}
+
+/// Lists the responses of a probe run by HTTP status, as `12 × 200, 1 × 400`.
+fn format_statuses(probes: &ProbeResult) -> String {
+    let statuses: Vec<String> = probes
+        .statuses
+        .iter()
+        .map(|(status, count)| format!("{count} × {status}"))
+        .collect();
+    statuses.join(", ")
 }
 
 #[cfg(test)]

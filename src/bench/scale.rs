@@ -87,8 +87,8 @@ pub struct RevocationTiming {
     pub same_instance: ProbeResult,
     /// Probes of a second instance, which learns of the revocation through its change poll.
     pub other_instance: ProbeResult,
-    /// From the start of the request until the statistics counted every record revoked,
-    /// which the instances do after the answer, in chunks.
+    /// From the start of the request until the statistics counted every record revoked.
+    /// The instances mark the records in chunks after the response.
     pub marked_after: Option<Duration>,
     /// Exchanges of another subject at the instance that took the request, sent one at a
     /// time from the request until the marking was done.

@@ -275,45 +275,33 @@ impl AdminClient {
 
     /// GETs an admin API path and returns the JSON response.
     pub async fn get(&self, path: &str) -> Result<Value, BenchError> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            return Err(BenchError::Admin {
-                request: format!("GET {path}"),
-                detail: format!("HTTP {status}: {text}"),
-            });
-        }
-        serde_json::from_str(&text).map_err(|error| BenchError::Admin {
-            request: format!("GET {path}"),
-            detail: format!("the response is not JSON: {error}"),
-        })
+        let request = self.http.get(format!("{}{path}", self.base));
+        Self::send_for_json(request, &format!("GET {path}")).await
     }
 
     /// POSTs a JSON body to an admin API path and returns the JSON response.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, BenchError> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(body)
-            .send()
-            .await?;
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        Self::send_for_json(request, &format!("POST {path}")).await
+    }
+
+    /// Sends an admin API request with the admin token and parses its JSON response; a
+    /// status other than 2xx is an error naming `label`.
+    async fn send_for_json(
+        request: reqwest::RequestBuilder,
+        label: &str,
+    ) -> Result<Value, BenchError> {
+        let response = request.bearer_auth(ADMIN_TOKEN).send().await?;
         let status = response.status();
         let text = response.text().await?;
         if !status.is_success() {
             return Err(BenchError::Admin {
-                request: format!("POST {path}"),
+                request: label.to_owned(),
                 detail: format!("HTTP {status}: {text}"),
             });
         }
         serde_json::from_str(&text).map_err(|error| BenchError::Admin {
-            request: format!("POST {path}"),
+            request: label.to_owned(),
             detail: format!("the response is not JSON: {error}"),
         })
     }

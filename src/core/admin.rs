@@ -655,14 +655,12 @@ impl Core {
         let snapshot = self.snapshot();
         let mut newly_covered = false;
         for record in &mut records {
-            if record.revocation.is_none() {
-                record.revocation = snapshot.covering_revocation(
-                    record.idp_provider_id,
-                    &record.subject,
-                    record.issued_at,
-                );
-                newly_covered |= record.revocation.is_some();
-            }
+            newly_covered |= snapshot.cover_with_subject_revocation(
+                &mut record.revocation,
+                record.idp_provider_id,
+                &record.subject,
+                record.issued_at,
+            );
         }
         // Records of a subject revoked moments ago are not marked yet, so the store can still
         // list them as active.
@@ -672,8 +670,8 @@ impl Core {
         Ok(records)
     }
 
-    /// The ID-JAG records with this JTI (one per provider that issued it), each with the
-    /// access tokens minted from it.
+    /// Returns the ID-JAG records with this JTI (one per provider that issued it), each with
+    /// the access tokens minted from it.
     pub async fn token_lineage(
         &self,
         jti: &str,
@@ -683,21 +681,19 @@ impl Core {
         let mut lineage = Vec::new();
         for mut record in self.store().find_id_jags_by_jti(jti).await? {
             let mut access_tokens = self.store().list_access_tokens(record.id).await?;
-            if record.revocation.is_none() {
-                record.revocation = snapshot.covering_revocation(
-                    record.idp_provider_id,
-                    &record.subject,
-                    record.issued_at,
-                );
-            }
+            snapshot.cover_with_subject_revocation(
+                &mut record.revocation,
+                record.idp_provider_id,
+                &record.subject,
+                record.issued_at,
+            );
             for token in &mut access_tokens {
-                if token.revocation.is_none() {
-                    token.revocation = snapshot.covering_revocation(
-                        token.idp_provider_id,
-                        &token.subject,
-                        token.issued_at,
-                    );
-                }
+                snapshot.cover_with_subject_revocation(
+                    &mut token.revocation,
+                    token.idp_provider_id,
+                    &token.subject,
+                    token.issued_at,
+                );
             }
             lineage.push((record, access_tokens));
         }

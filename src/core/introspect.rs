@@ -2,9 +2,9 @@
 //!
 //! A token is active only when its signature and issuer check out, its record exists, it is
 //! not expired, and neither it nor its ID-JAG nor its subject has been revoked. Revocations
-//! mark the access-token records, so one lookup answers all three, except in the seconds a
-//! revocation by subject takes to mark its records: the snapshot's subject revocations cover
-//! that gap.
+//! mark the access-token records, so one lookup checks all three. A revocation by subject
+//! takes some seconds to mark its records, and the snapshot's subject revocations cover them
+//! until then.
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, Validation};
@@ -60,13 +60,12 @@ impl Core {
         if record.proxy_id != proxy_id {
             return None;
         }
-        if record.revocation.is_none() {
-            record.revocation = self.snapshot().covering_revocation(
-                record.idp_provider_id,
-                &record.subject,
-                record.issued_at,
-            );
-        }
+        self.snapshot().cover_with_subject_revocation(
+            &mut record.revocation,
+            record.idp_provider_id,
+            &record.subject,
+            record.issued_at,
+        );
         Some(record)
     }
 

@@ -125,7 +125,7 @@ impl Snapshot {
             .map(|revocation| revocation.revoked_at)
     }
 
-    /// The revocation of the subject at this provider, if it was revoked.
+    /// Returns the revocation of the subject at this provider, if it was revoked.
     pub fn subject_revocation(
         &self,
         provider_id: i64,
@@ -135,21 +135,27 @@ impl Snapshot {
             .get(&(provider_id, subject.to_owned()))
     }
 
-    /// The revocation that covers a record of this subject issued at `issued_at`, if any.
-    /// Records are marked some seconds after their subject is revoked; until then, this is
-    /// what tells that they are revoked.
-    pub fn covering_revocation(
+    /// Fills in the unset `revocation` of a record issued at `issued_at` when its subject was
+    /// revoked later, and returns whether it did. Records are marked some seconds after their
+    /// subject is revoked, so until then this check reports them as revoked.
+    pub fn cover_with_subject_revocation(
         &self,
+        revocation: &mut Option<Revocation>,
         provider_id: i64,
         subject: &str,
         issued_at: DateTime<Utc>,
-    ) -> Option<Revocation> {
-        self.subject_revocation(provider_id, subject)
-            .filter(|revocation| issued_at <= revocation.revoked_at)
-            .map(|revocation| Revocation {
-                revoked_at: revocation.revoked_at,
-                reason: revocation.reason.clone(),
-                revoked_by: revocation.revoked_by.clone(),
-            })
+    ) -> bool {
+        if revocation.is_some() {
+            return false;
+        }
+        *revocation = self
+            .subject_revocation(provider_id, subject)
+            .filter(|subject_revocation| issued_at <= subject_revocation.revoked_at)
+            .map(|subject_revocation| Revocation {
+                revoked_at: subject_revocation.revoked_at,
+                reason: subject_revocation.reason.clone(),
+                revoked_by: subject_revocation.revoked_by.clone(),
+            });
+        revocation.is_some()
     }
 }
