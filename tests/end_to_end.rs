@@ -182,9 +182,9 @@ async fn revoked_after_marking(server: &TestServer, proxy: i64) -> i64 {
     panic!("the revocation was still pending after 30 seconds");
 }
 
-/// A revocation by subject answers with the count at once and takes effect everywhere the
-/// subject's tokens are read, while the records are marked in chunks behind it. A revocation
-/// left pending by a stopped instance is finished by the next one that starts.
+/// A revocation by subject returns its count at once and takes effect wherever the subject's
+/// tokens are read, while the records are marked in chunks afterwards. The next instance to
+/// start finishes a revocation that a stopped instance left pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[expect(clippy::too_many_lines, reason = "one story, read top to bottom")]
 async fn revocation_by_subject_marks_records_behind_the_answer() {

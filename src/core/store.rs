@@ -203,9 +203,9 @@ pub trait Store: Send + Sync + 'static {
         audit: &NewAuditEvent,
     ) -> StoreResult<JtiRevocationOutcome>;
     /// Records a subject revocation, pending, and returns how many unrevoked ID-JAG records of
-    /// the subject it covers (those issued at or before it). The records themselves are left
-    /// to [`Store::mark_subject_revocation`], so the answer does not wait for them: the
-    /// snapshot of every instance rejects the subject from its next reload.
+    /// the subject it covers (those issued at or before it). It does not wait for the records,
+    /// which [`Store::mark_subject_revocation`] marks later. Every instance's snapshot rejects
+    /// the subject from its next reload.
     async fn revoke_subject(
         &self,
         revocation: &SubjectRevocation,

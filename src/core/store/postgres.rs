@@ -549,7 +549,7 @@ async fn revoke_subject_job(
     Ok(count)
 }
 
-/// Whether any record the revocation covers is still unrevoked.
+/// Checks whether any record the revocation covers is still unrevoked.
 async fn covers_unmarked(
     conn: &mut PgConnection,
     revocation: &SubjectRevocation,
